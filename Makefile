@@ -1,0 +1,72 @@
+# broker-tokens: every developer and CI task starts here.
+# `make run` and `make test` work on a fresh machine: they build the virtualenvs they need.
+
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+# sam-cli pins its own dependency ranges, so it lives in a virtualenv of its own.
+SAM_VENV := .venv-sam
+SAM      := $(SAM_VENV)/bin/sam
+STAMP    := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint typecheck unit functional infra e2e template-check build deploy bench clean
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.120'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the package with its dev tools
+
+run: $(STAMP)  ## run the refresher on the embedded stack (moto + broker simulators); KEEP=1 keeps it up
+	$(BIN)/python -m infra.local run $(if $(KEEP),--keep)
+
+test: lint typecheck template-check  ## everything CI checks: lint, types, template checks, all tests
+	$(BIN)/pytest -q
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check functions infra tests bench
+	$(BIN)/ruff format --check functions infra tests bench
+
+typecheck: $(STAMP)  ## mypy
+	$(BIN)/mypy
+
+template-check: $(STAMP) $(SAM_STAMP)  ## cfn-lint and sam validate --lint, offline
+	$(BIN)/cfn-lint template.yaml
+	AWS_DEFAULT_REGION=ap-south-1 $(SAM) validate --lint --template-file template.yaml
+
+unit: $(STAMP)  ## unit tests only
+	$(BIN)/pytest -q tests/unit
+
+functional: $(STAMP)  ## functional tests only (moto + simulators on loopback)
+	$(BIN)/pytest -q tests/functional
+
+infra: $(STAMP)  ## template tests only
+	$(BIN)/pytest -q tests/infra
+
+e2e: $(STAMP)  ## end-to-end tests only
+	$(BIN)/pytest -q tests/e2e
+
+build: $(STAMP) $(SAM_STAMP)  ## build the Lambda artifacts
+	$(SAM) build --template-file template.yaml
+
+deploy: build  ## deploy to AWS (first time: make deploy GUIDED=1)
+	$(SAM) deploy $(if $(GUIDED),--guided)
+
+bench: $(STAMP)  ## benchmarks on the embedded stack, one table
+	$(BIN)/python -m bench
+
+clean:  ## remove virtualenvs and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
