@@ -1,0 +1,157 @@
+"""The broker interface: what every adapter declares and does.
+
+An adapter turns credentials into a validated :class:`~broker_tokens.models.Session` (or a
+:class:`~broker_tokens.models.PendingStep` a person finishes) and maps each broker answer to an
+error kind. Retries, leases, storage and timing policy live above it, in the core.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from broker_tokens.clock import SYSTEM_CLOCK, Clock
+from broker_tokens.errors import BrokerError, totp_rejected
+from broker_tokens.http import HttpClient
+from broker_tokens.models import LoginResult, PendingStep, Session
+from broker_tokens.totp import fresh_code
+
+if TYPE_CHECKING:
+    from broker_tokens.credentials import Credentials
+
+FieldKind = Literal["text", "secret", "totp", "url", "integer", "ip", "mac"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a broker's credentials secret.
+
+    ``secret`` fields are registered with the redactor the moment they are read.
+
+    Example:
+        >>> Field("pin", required=True, kind="secret").is_secret
+        True
+    """
+
+    name: str
+    required: bool
+    kind: FieldKind = "text"
+    description: str = ""
+
+    @property
+    def is_secret(self) -> bool:
+        """True for values that must never be logged."""
+        return self.kind in ("secret", "totp")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A broker's login rate limit: ``per_second`` logins per ``scope`` (one source IP or one account).
+
+    Example:
+        >>> RateLimit(3, "ip").interval
+        0.3333333333333333
+    """
+
+    per_second: float
+    scope: Literal["ip", "account"]
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two logins in the same scope."""
+        return 1.0 / self.per_second
+
+
+COMMON_FIELDS = (
+    Field("broker", required=True, description="which broker adapter to use"),
+    Field("base_url", required=False, kind="url", description="override of the API root"),
+    Field("enabled", required=False, description="false skips the account (default true)"),
+)
+
+
+class Broker(ABC):
+    """Base of every adapter.
+
+    Subclasses declare ``name``, ``fields``, ``default_base_url`` and, where the broker has them,
+    ``login_rate`` and ``daily_reset`` (local time in the market time zone after which yesterday's
+    tokens are dead), then implement :meth:`login` and :meth:`validate`.
+
+    Example:
+        >>> from broker_tokens.brokers import broker_class
+        >>> broker_class("angelone").name
+        'angelone'
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    fields: ClassVar[tuple[Field, ...]]
+    default_base_url: ClassVar[str | None] = None
+    login_rate: ClassVar[RateLimit | None] = None
+    daily_reset: ClassVar[time | None] = None
+    # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
+    stores_token: ClassVar[bool] = True
+
+    def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
+        self.credentials = credentials
+        self.clock = clock
+        self.http = HttpClient(self.base_url, timeout=http_timeout)
+        self._rejected_window: int | None = None
+        self._last_window: int | None = None
+
+    @property
+    def account(self) -> str:
+        """The account id this adapter logs in for."""
+        return self.credentials.account
+
+    @property
+    def base_url(self) -> str:
+        """The API root: the credentials' override or the broker's documented root."""
+        root = self.credentials.get("base_url") or self.default_base_url
+        if not root:
+            raise ValueError(f"{self.name}: no base_url")
+        return str(root)
+
+    @abstractmethod
+    def login(self) -> LoginResult:
+        """Log in: a session, or a step a person must finish. Raises BrokerError with a kind."""
+
+    @abstractmethod
+    def validate(self, session: Session) -> None:
+        """One cheap authenticated call that proves the session works. Raises BrokerError."""
+
+    def complete(self, step: PendingStep | None, value: str) -> Session:
+        """Finish a person-completed login with what the person supplied (request token, code)."""
+        raise BrokerError.unsupported(self.name)
+
+    def rate_limit_key(self) -> str | None:
+        """The key the login rate limit is counted under, or None without a limit."""
+        if self.login_rate is None:
+            return None
+        return f"{self.name}:{self.account if self.login_rate.scope == 'account' else 'ip'}"
+
+    def totp_code(self, field: str = "totp_secret") -> str:
+        """A fresh code; after a rejection, one from a later window than the rejected code's."""
+        code, self._last_window = fresh_code(
+            self.credentials.secret(field), self.clock, after_window=self._rejected_window
+        )
+        return code
+
+    def reject_totp(self, message: str, *, code: str | None = None, status: int | None = None) -> BrokerError:
+        """The error for a refused code, remembering its window so the retry uses a new one."""
+        self._rejected_window = self._last_window
+        return totp_rejected(message, code=code, status=status)
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self.http.close()
+
+    def describe(self) -> str:
+        """A short description for reports and errors (never secret)."""
+        return f"{self.title} account '{self.account}'"
+
+    def expires_in(self, seconds: float) -> datetime:
+        """The instant ``seconds`` from now on this adapter's clock."""
+        return self.clock.now() + timedelta(seconds=seconds)

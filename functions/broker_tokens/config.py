@@ -1,0 +1,62 @@
+"""Settings from the environment: every AWS resource name comes from template.yaml through here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
+
+DEFAULT_PREFIX = "broker-tokens"
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings.
+
+    Example:
+        >>> Settings.from_env({"SECRET_PREFIX": "desk"}).secret_prefix
+        'desk'
+    """
+
+    secret_prefix: str = DEFAULT_PREFIX
+    state_table: str | None = None
+    alert_topic_arn: str | None = None
+    kms_key_arn: str | None = None
+    lease_ttl: timedelta = timedelta(seconds=660)
+    http_timeout: float = 15.0
+    safety_margin: timedelta = timedelta(minutes=60)
+    market_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Kolkata"))
+    trading_day_end: time = time(16, 0)
+    retry_budget: timedelta = timedelta(seconds=150)
+    max_workers: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the variables template.yaml sets (and the embedded stack sets locally)."""
+        env = os.environ if env is None else env
+        hour, _, minute = env.get("TRADING_DAY_END", "16:00").partition(":")
+        return cls(
+            secret_prefix=env.get("SECRET_PREFIX") or DEFAULT_PREFIX,
+            state_table=env.get("STATE_TABLE_NAME") or None,
+            alert_topic_arn=env.get("ALERT_TOPIC_ARN") or None,
+            kms_key_arn=env.get("SECRETS_KMS_KEY_ARN") or None,
+            lease_ttl=timedelta(seconds=_number(env, "LEASE_TTL_SECONDS", 660)),
+            http_timeout=_number(env, "BROKER_HTTP_TIMEOUT_SECONDS", 15.0),
+            safety_margin=timedelta(minutes=_number(env, "SAFETY_MARGIN_MINUTES", 60)),
+            market_timezone=ZoneInfo(env.get("MARKET_TIMEZONE") or "Asia/Kolkata"),
+            trading_day_end=time(int(hour), int(minute or 0)),
+            retry_budget=timedelta(seconds=_number(env, "RETRY_BUDGET_SECONDS", 150)),
+            max_workers=int(_number(env, "REFRESH_MAX_WORKERS", 16)),
+        )

@@ -1,0 +1,61 @@
+"""The refresher's event: whatever EventBridge Scheduler sends, optionally naming accounts or forcing.
+
+Public contract (DESIGN.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
+API adds ``{"complete": {"account": ..., "value": ...}}`` when it hands a person-completed login to the
+refresher (which, unlike the API, may read credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker_tokens.models import Source, is_account_id
+
+
+class EventError(ValueError):
+    """An event the refresher cannot act on; the message names the field."""
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    """What a run is asked to do.
+
+    Example:
+        >>> parse_refresh_event({"accounts": ["angel-main"], "force": True})
+        RefreshRequest(accounts=('angel-main',), force=True, source=<Source.SCHEDULE: 'schedule'>, complete=None)
+    """
+
+    accounts: tuple[str, ...] | None = None
+    force: bool = False
+    source: Source = Source.SCHEDULE
+    complete: tuple[str, str] | None = None  # (account, request token or code)
+
+
+def parse_refresh_event(event: Any) -> RefreshRequest:
+    """Read the optional keys; anything else EventBridge adds is ignored."""
+    if event is None:
+        return RefreshRequest()
+    if not isinstance(event, Mapping):
+        raise EventError("the event must be a JSON object")
+    accounts = event.get("accounts")
+    if accounts is not None:
+        if not isinstance(accounts, list) or not all(isinstance(a, str) and is_account_id(a) for a in accounts):
+            raise EventError("'accounts' must be a list of account ids ([a-z0-9][a-z0-9-]{0,62})")
+        accounts = tuple(accounts)
+    force = event.get("force", False)
+    if not isinstance(force, bool):
+        raise EventError("'force' must be true or false")
+    source = event.get("source", Source.SCHEDULE.value)
+    if source not in {s.value for s in Source}:
+        source = Source.SCHEDULE.value
+    complete = event.get("complete")
+    pair = None
+    if complete is not None:
+        if not isinstance(complete, Mapping) or not is_account_id(str(complete.get("account", ""))):
+            raise EventError("'complete.account' must be an account id")
+        if not isinstance(complete.get("value"), str) or not complete["value"]:
+            raise EventError("'complete.value' must be the request token or code")
+        pair = (str(complete["account"]), str(complete["value"]))
+    return RefreshRequest(accounts=accounts or None, force=force, source=Source(source), complete=pair)

@@ -1,0 +1,87 @@
+"""HTTP for adapters: one session each, a timeout on every call, transport failures as error kinds.
+
+Retries are the core's business (by error kind), so nothing here retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from broker_tokens.errors import transient
+
+USER_AGENT = "broker-tokens/0.1"
+
+
+class HttpClient:
+    """A requests.Session that always sends a timeout and turns transport failures into transients.
+
+    Example:
+        >>> client = HttpClient("https://apiconnect.angelone.in", timeout=10)
+        >>> client.url("/rest/x")
+        'https://apiconnect.angelone.in/rest/x'
+    """
+
+    def __init__(self, base_url: str, *, timeout: float, connect_timeout: float = 5.0):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (min(connect_timeout, timeout), timeout)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+
+    def url(self, path: str) -> str:
+        """Join the API root and a path (an absolute URL passes through)."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; timeouts and connection errors become transient BrokerErrors."""
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            return self.session.request(method, self.url(path), **kwargs)
+        except requests.Timeout:
+            raise transient(f"{method} {path}: no answer within {self.timeout[1]:g} s") from None
+        except requests.ConnectionError:
+            raise transient(f"{method} {path}: connection failed") from None
+        except requests.RequestException as exc:
+            raise transient(f"{method} {path}: {type(exc).__name__}") from None
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.session.close()
+
+
+def json_body(response: requests.Response, what: str) -> Any:
+    """The JSON of an answer, or a transient error when the broker sent HTML or garbage.
+
+    An HTML page in place of JSON is what gateways and maintenance pages send; it says nothing
+    about the credentials, so it is transient.
+
+    Example:
+        >>> r = requests.Response(); r.status_code = 200; r._content = b'{"a": 1}'
+        >>> json_body(r, "login")
+        {'a': 1}
+    """
+    try:
+        return response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "unknown type").split(";")[0]
+        raise transient(
+            f"{what}: HTTP {response.status_code} answer was not JSON ({kind})", status=response.status_code
+        ) from None
+
+
+def raise_for_transport_status(response: requests.Response, what: str) -> None:
+    """Map the statuses every broker shares: 5xx and 429 are transient.
+
+    Example:
+        >>> r = requests.Response(); r.status_code = 503
+        >>> try: raise_for_transport_status(r, "login")
+        ... except BrokerError as e: print(e.kind.value)
+        transient
+    """
+    if response.status_code >= 500:
+        raise transient(f"{what}: broker answered HTTP {response.status_code}", status=response.status_code)
+    if response.status_code == 429:
+        raise transient(f"{what}: rate limited (HTTP 429)", status=429)

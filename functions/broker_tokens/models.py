@@ -1,0 +1,243 @@
+"""The data the core passes around: sessions, token records, account states and report lines.
+
+The token record is a public contract (DESIGN.md): apps parse it, so its keys never change without a
+new ``schema`` number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from broker_tokens.errors import ErrorKind
+
+TOKEN_SCHEMA = 1
+ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def is_account_id(value: str) -> bool:
+    """True when ``value`` is a valid account id.
+
+    Example:
+        >>> is_account_id("angel-main"), is_account_id("Angel_Main")
+        (True, False)
+    """
+    return ACCOUNT_ID.fullmatch(value) is not None
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a trailing Z, to the second.
+
+    Example:
+        >>> iso(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))
+        '2026-11-24T02:00:00Z'
+    """
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    """The inverse of :func:`iso` (also accepts offsets).
+
+    Example:
+        >>> parse_iso("2026-11-24T02:00:00Z").hour
+        2
+    """
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Source(StrEnum):
+    """Who caused a token to be written."""
+
+    SCHEDULE = "schedule"
+    API = "api"
+    CLI = "cli"
+    CALLBACK = "callback"
+
+
+class AccountState(StrEnum):
+    """What an account looks like to an operator."""
+
+    FRESH = "fresh"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs-attention"
+    AWAITING_LOGIN = "awaiting-login"
+    AWAITING_VERIFICATION = "awaiting-verification"
+    HEALTHY = "healthy"  # a broker with no stored token (PiTrade) whose credentials work
+    DISABLED = "disabled"
+
+    @property
+    def is_good(self) -> bool:
+        """States a run may end in without raising."""
+        return self in (AccountState.FRESH, AccountState.HEALTHY, AccountState.DISABLED)
+
+    @property
+    def awaits_person(self) -> bool:
+        """States that a person completes (a browser login, an e-mailed code)."""
+        return self in (AccountState.AWAITING_LOGIN, AccountState.AWAITING_VERIFICATION)
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a broker login yields: everything an app needs to make authenticated calls.
+
+    Example:
+        >>> s = Session(access_token="t", authorization="Bearer t", expires_at=datetime(2026, 1, 2, tzinfo=UTC))
+        >>> s.authorization
+        'Bearer t'
+    """
+
+    access_token: str
+    authorization: str
+    expires_at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
+    refresh_token: str | None = None
+    feed_token: str | None = None
+
+    def secret_values(self) -> list[str]:
+        """The values that must never reach a log line."""
+        return [v for v in (self.access_token, self.refresh_token, self.feed_token) if v]
+
+
+@dataclass(frozen=True)
+class PendingStep:
+    """A login a person must finish: a browser login or a code sent by e-mail or SMS.
+
+    ``ticket`` is the broker's interim token (never logged); ``login_url`` is safe to show.
+
+    Example:
+        >>> PendingStep(AccountState.AWAITING_LOGIN, "open the login URL", login_url="https://x").state.value
+        'awaiting-login'
+    """
+
+    state: AccountState
+    message: str
+    login_url: str | None = None
+    ticket: str | None = None
+    expires_at: datetime | None = None
+
+
+LoginResult = Session | PendingStep
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """The token secret's JSON (AWSCURRENT of ``{prefix}/{account}/token``).
+
+    Example:
+        >>> rec = TokenRecord.from_session("a1", "angelone", Session("t", "Bearer t",
+        ...     datetime(2026, 1, 2, tzinfo=UTC)), issued_at=datetime(2026, 1, 1, tzinfo=UTC), source=Source.CLI)
+        >>> TokenRecord.from_json(rec.to_json()) == rec
+        True
+    """
+
+    account: str
+    broker: str
+    access_token: str
+    authorization: str
+    headers: dict[str, str]
+    issued_at: datetime
+    expires_at: datetime
+    source: Source
+    refresh_token: str | None = None
+    feed_token: str | None = None
+    schema: int = TOKEN_SCHEMA
+
+    @classmethod
+    def from_session(
+        cls, account: str, broker: str, session: Session, *, issued_at: datetime, source: Source
+    ) -> TokenRecord:
+        """Stamp a validated session for storage."""
+        return cls(
+            account=account,
+            broker=broker,
+            access_token=session.access_token,
+            authorization=session.authorization,
+            headers=dict(session.headers),
+            refresh_token=session.refresh_token,
+            feed_token=session.feed_token,
+            issued_at=issued_at,
+            expires_at=session.expires_at,
+            source=source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract's JSON object; optional tokens appear only where the broker gave them."""
+        body: dict[str, Any] = {
+            "schema": self.schema,
+            "account": self.account,
+            "broker": self.broker,
+            "access_token": self.access_token,
+            "authorization": self.authorization,
+            "headers": self.headers,
+        }
+        if self.refresh_token:
+            body["refresh_token"] = self.refresh_token
+        if self.feed_token:
+            body["feed_token"] = self.feed_token
+        body.update(issued_at=iso(self.issued_at), expires_at=iso(self.expires_at), source=self.source.value)
+        return body
+
+    def to_json(self) -> str:
+        """Serialise for Secrets Manager."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenRecord:
+        """Parse a stored record; raises ValueError on anything that is not schema 1."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("schema") != TOKEN_SCHEMA:
+            raise ValueError("token secret is not a schema-1 token record")
+        return cls(
+            account=data["account"],
+            broker=data["broker"],
+            access_token=data["access_token"],
+            authorization=data["authorization"],
+            headers=dict(data.get("headers") or {}),
+            refresh_token=data.get("refresh_token"),
+            feed_token=data.get("feed_token"),
+            issued_at=parse_iso(data["issued_at"]),
+            expires_at=parse_iso(data["expires_at"]),
+            source=Source(data["source"]),
+        )
+
+
+@dataclass
+class Outcome:
+    """One report line: what a run did for one account and where the account stands.
+
+    Example:
+        >>> Outcome("a1", "angelone", AccountState.FRESH, action="skipped").to_dict()["state"]
+        'fresh'
+    """
+
+    account: str
+    broker: str | None
+    state: AccountState
+    action: str = "none"  # skipped | logged-in | waited | checked | started | disabled | none
+    logins: int = 0
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    login_url: str | None = None
+    duration_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601 UTC, absent values omitted)."""
+        return {key: _plain(value) for key, value in asdict(self).items() if value is not None}
+
+
+def _plain(value: Any) -> Any:
+    """Datetimes and enums as their JSON spellings."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value

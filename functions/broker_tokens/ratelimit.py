@@ -1,0 +1,41 @@
+"""Login pacing per broker scope (one source IP, or one account), shared by every thread of a process.
+
+One refresher invocation does all the scheduled logins, so pacing inside the process is what keeps a
+run under each broker's documented limit (Tradejini: 3 logins/s per IP; Angel One: 1/s per account).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from broker_tokens.clock import Clock
+
+# Brokers count in whole-second windows and requests arrive with jitter: keep a little clear of the limit.
+HEADROOM = 1.15
+
+
+class RateLimiter:
+    """Spaces calls that share a key at least ``interval`` seconds apart.
+
+    Example:
+        >>> from broker_tokens.clock import WarpClock
+        >>> clock = WarpClock(warp_from=0.0); limiter = RateLimiter(clock)
+        >>> start = clock.time(); limiter.wait("angelone:a1", 1.0); limiter.wait("angelone:a1", 1.0)
+        >>> round(clock.time() - start, 2) >= 1.0
+        True
+    """
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str | None, interval: float) -> None:
+        """Block until a call under ``key`` is allowed, and book the slot."""
+        if key is None:
+            return
+        with self._lock:
+            now = self.clock.time()
+            slot = max(now, self._next.get(key, now))
+            self._next[key] = slot + interval * HEADROOM
+        self.clock.sleep(slot - now)

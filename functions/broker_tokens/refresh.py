@@ -1,0 +1,472 @@
+"""The refresh: make every enabled account fresh, logging in only where needed, one login at a time.
+
+For each account: read and check its credentials; skip it when its token is fresh, when a permanent
+rejection stands for the same credentials version (the no-lockout breaker), or when a person-completed
+step is open; otherwise take the account's lease and log in under the retry policy, validate the
+session, and only then promote it to AWSCURRENT. A caller that finds the lease held waits for the
+holder's result instead of logging in again. Nothing about one account can stop another's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from broker_tokens.alerts import Alerts
+from broker_tokens.brokers.base import Broker
+from broker_tokens.clock import SYSTEM_CLOCK, Clock
+from broker_tokens.config import Settings
+from broker_tokens.credentials import Credentials, parse_credentials
+from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
+from broker_tokens.freshness import is_fresh, token_state
+from broker_tokens.logs import logger
+from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord
+from broker_tokens.ratelimit import RateLimiter
+from broker_tokens.redaction import register, scrub
+from broker_tokens.retry import RetryPolicy
+from broker_tokens.secrets import SecretStore
+from broker_tokens.state import AccountStatus, LeaseStatus, StateStore, lease
+
+LEASE_POLL_SECONDS = 0.2
+
+AdapterFactory = Callable[[Credentials], Broker]
+
+
+@dataclass
+class Report:
+    """Every account's outcome of one run.
+
+    Example:
+        >>> Report([Outcome("a1", "angelone", AccountState.FRESH)]).ok
+        True
+    """
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every account ended fresh (or healthy, or disabled)."""
+        return all(outcome.state.is_good for outcome in self.outcomes)
+
+    @property
+    def not_fresh(self) -> list[Outcome]:
+        """The outcomes that need someone's attention."""
+        return [outcome for outcome in self.outcomes if not outcome.state.is_good]
+
+    @property
+    def logins(self) -> int:
+        """Login attempts made by the run."""
+        return sum(outcome.logins for outcome in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the accounts and a summary."""
+        return {
+            "ok": self.ok,
+            "accounts": [outcome.to_dict() for outcome in self.outcomes],
+            "not_fresh": [outcome.account for outcome in self.not_fresh],
+            "logins": self.logins,
+        }
+
+
+class NotFreshError(Exception):
+    """Raised by the refresher handler after a run with accounts not fresh, so Lambda's failure path fires."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        names = ", ".join(f"{o.account} ({o.state.value})" for o in report.not_fresh)
+        super().__init__(f"{len(report.not_fresh)} account(s) not fresh: {names}")
+
+
+class Refresher:
+    """Runs refreshes against one secret prefix and one state store.
+
+    Example:
+        >>> refresher = Refresher(secrets=SecretStore(prefix="broker-tokens"),  # doctest: +SKIP
+        ...                       state=MemoryStateStore(SYSTEM_CLOCK), settings=Settings())
+        >>> refresher.run(["angel-main"]).ok                                    # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        secrets: SecretStore,
+        state: StateStore,
+        settings: Settings,
+        clock: Clock = SYSTEM_CLOCK,
+        alerts: Alerts | None = None,
+        limiter: RateLimiter | None = None,
+        policy: RetryPolicy | None = None,
+        adapter_factory: AdapterFactory | None = None,
+    ):
+        self.secrets = secrets
+        self.state = state
+        self.settings = settings
+        self.clock = clock
+        self.alerts = alerts or Alerts(settings.alert_topic_arn)
+        self.limiter = limiter or RateLimiter(clock)
+        self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
+        self.adapter_factory = adapter_factory or self._default_adapter
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def run(
+        self, accounts: Sequence[str] | None = None, *, force: bool = False, source: Source = Source.SCHEDULE
+    ) -> Report:
+        """Refresh the named accounts (all discovered ones when None), concurrently."""
+        names = sorted(set(accounts)) if accounts else self.secrets.list_accounts()
+        if not names:
+            return Report()
+        workers = max(1, min(self.settings.max_workers, len(names)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refresh") as pool:
+            outcomes = list(pool.map(lambda name: self.refresh(name, force=force, source=source), names))
+        return Report(outcomes)
+
+    def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
+        """Make one account fresh; never raises, every failure becomes the outcome."""
+        return self._timed(account, lambda: self._refresh(account, force, source))
+
+    def complete(self, account: str, value: str, *, source: Source = Source.CALLBACK) -> Outcome:
+        """Finish a person-completed login (BlinkX request token, AutoShares e-mailed code)."""
+        register(value)
+        return self._timed(account, lambda: self._complete(account, value, source))
+
+    def reset(self, account: str) -> AccountStatus:
+        """Clear needs-attention so the next run tries again (for a person who fixed the cause)."""
+        status = replace(self.state.get(account), needs_attention=False, error_kind=None, error=None, state=None)
+        self.state.put(status)
+        return status
+
+    def describe(self, account: str) -> Outcome:
+        """Where an account stands, from its token and state, without any broker call."""
+        try:
+            creds = self._credentials(account)
+        except (AccountNotFoundError, CredentialsError) as exc:
+            return Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
+        status = self.state.get(account)
+        cls = creds.broker_class
+        now = self.clock.now()
+        if not creds.enabled:
+            return Outcome(account, cls.name, AccountState.DISABLED)
+        if status.blocks_login(creds.version):
+            return self._from_status(status, cls.name)
+        step = status.pending_for(creds.version, now)
+        if step:
+            return Outcome(account, cls.name, step.state, login_url=step.login_url, error=step.message)
+        if not cls.stores_token:
+            return (
+                self._from_status(status, cls.name)
+                if status.state
+                else Outcome(account, cls.name, AccountState.EXPIRED)
+            )
+        token = self.secrets.read_token(account)
+        state = token_state(token, now, self.settings, cls.daily_reset)
+        if state is not AccountState.FRESH and status.state is AccountState.FAILED:
+            return self._from_status(status, cls.name)
+        return Outcome(
+            account,
+            cls.name,
+            state,
+            issued_at=token.issued_at if token else None,
+            expires_at=token.expires_at if token else None,
+        )
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _timed(self, account: str, work: Callable[[], Outcome]) -> Outcome:
+        started = time.monotonic()
+        try:
+            outcome = work()
+        except Exception as exc:  # isolation: an unexpected error fails this account only
+            logger.exception("refresh failed unexpectedly", extra={"account": account})
+            outcome = Outcome(
+                account,
+                None,
+                AccountState.FAILED,
+                error_kind=ErrorKind.TRANSIENT,
+                error=f"internal error: {type(exc).__name__}",
+            )
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        if outcome.error:
+            outcome.error = scrub(outcome.error)
+        logger.info("account refreshed", extra={"outcome": outcome.to_dict()})
+        return outcome
+
+    def _refresh(self, account: str, force: bool, source: Source) -> Outcome:
+        try:
+            creds = self._credentials(account)
+        except (AccountNotFoundError, CredentialsError) as exc:
+            return self._configuration_failure(account, exc)
+        cls = creds.broker_class
+        if not creds.enabled:
+            return Outcome(account, cls.name, AccountState.DISABLED, action="disabled")
+        status = self.state.get(account)
+        if status.blocks_login(creds.version):
+            outcome = self._from_status(status, cls.name)
+            outcome.error = (
+                f"{status.error}; not retried until the credentials secret changes (or `broker-tokens reset {account}`)"
+            )
+            return outcome
+        if not force:
+            skip = self._skip_reason(creds, status)
+            if skip:
+                return skip
+        return self._single_flight(creds, lambda: self._login(creds, force, source))
+
+    def _complete(self, account: str, value: str, source: Source) -> Outcome:
+        try:
+            creds = self._credentials(account)
+        except (AccountNotFoundError, CredentialsError) as exc:
+            return self._configuration_failure(account, exc)
+        step = self.state.get(account).pending_for(creds.version, self.clock.now())
+
+        def finish() -> Outcome:
+            broker = self.adapter_factory(creds)
+            try:
+                session = broker.complete(step, value)
+                register(*session.secret_values())
+                # The request token or code is single-use: only the validation may be retried.
+                self.policy.run(lambda: broker.validate(session), self.clock)
+            except BrokerError as exc:
+                return self._failure(creds, exc, logins=1, keep_pending=exc.kind is not ErrorKind.PERMANENT)
+            finally:
+                broker.close()
+            return self._success(creds, session, source, logins=1)
+
+        return self._single_flight(creds, finish)
+
+    def _skip_reason(self, creds: Credentials, status: AccountStatus) -> Outcome | None:
+        """An outcome that makes a login unnecessary, or None."""
+        cls = creds.broker_class
+        if cls.stores_token:
+            token = self.secrets.read_token(creds.account)
+            if token and is_fresh(token, self.clock.now(), self.settings, cls.daily_reset):
+                return self._fresh_outcome(creds, token, action="skipped")
+        step = status.pending_for(creds.version, self.clock.now())
+        if step:
+            return Outcome(
+                creds.account,
+                cls.name,
+                step.state,
+                action="none",
+                login_url=step.login_url,
+                error=step.message,
+            )
+        return None
+
+    def _single_flight(self, creds: Credentials, work: Callable[[], Outcome]) -> Outcome:
+        """Run ``work`` holding the account's lease; if someone else holds it, take their result."""
+        account = creds.account
+        for _ in range(2):
+            with lease(self.state, account, self.owner, self.settings.lease_ttl) as taken:
+                if taken:
+                    return work()
+            if self._wait_for_release(account) is LeaseStatus.FREE:
+                return self._holder_result(creds)
+            # The holder died without releasing: its lease has lapsed, take over once.
+        return Outcome(
+            account,
+            creds.broker,
+            AccountState.FAILED,
+            error_kind=ErrorKind.TRANSIENT,
+            error="another login for this account did not finish",
+        )
+
+    def _wait_for_release(self, account: str) -> LeaseStatus:
+        deadline = self.clock.time() + self.settings.lease_ttl.total_seconds()
+        while self.clock.time() < deadline:
+            status = self.state.lease_status(account)
+            if status is not LeaseStatus.HELD:
+                return status
+            self.clock.sleep(LEASE_POLL_SECONDS)
+        return LeaseStatus.LAPSED
+
+    def _holder_result(self, creds: Credentials) -> Outcome:
+        """The outcome of the login someone else just finished for this account."""
+        outcome = self.describe(creds.account)
+        outcome.action = "waited"
+        return outcome
+
+    def _login(self, creds: Credentials, force: bool, source: Source) -> Outcome:
+        if not force:
+            # Someone may have finished between our freshness check and taking the lease.
+            skip = self._skip_reason(creds, self.state.get(creds.account))
+            if skip:
+                return skip
+        broker = self.adapter_factory(creds)
+        rate = broker.login_rate
+        logins = 0
+
+        def attempt() -> LoginResult:
+            nonlocal logins
+            self.limiter.wait(broker.rate_limit_key(), rate.interval if rate else 0.0)
+            logins += 1
+            result = broker.login()
+            if isinstance(result, Session):
+                register(*result.secret_values())
+                broker.validate(result)
+            return result
+
+        try:
+            result = self.policy.run(attempt, self.clock)
+        except BrokerError as exc:
+            return self._failure(creds, exc, logins=logins)
+        finally:
+            broker.close()
+        if isinstance(result, PendingStep):
+            return self._pending(creds, result, logins)
+        return self._success(creds, result, source, logins=logins)
+
+    # -- results ------------------------------------------------------------------------------------
+
+    def _success(self, creds: Credentials, session: Session, source: Source, *, logins: int) -> Outcome:
+        cls = creds.broker_class
+        now = self.clock.now()
+        status = self.state.get(creds.account)
+        record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=now, source=source)
+        if cls.stores_token:
+            self.secrets.write_token(record)
+        state = AccountState.FRESH if cls.stores_token else AccountState.HEALTHY
+        self.state.put(
+            AccountStatus(
+                account=creds.account,
+                broker=cls.name,
+                state=state,
+                last_attempt_at=now,
+                last_success_at=now,
+                credentials_version=creds.version,
+                logins=status.logins + logins,
+            )
+        )
+        if not cls.stores_token:
+            return Outcome(creds.account, cls.name, state, action="checked", logins=logins)
+        return self._fresh_outcome(creds, record, action="logged-in", logins=logins)
+
+    def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int, keep_pending: bool = False) -> Outcome:
+        cls = creds.broker_class
+        now = self.clock.now()
+        status = self.state.get(creds.account)
+        attention = exc.kind is ErrorKind.PERMANENT
+        state = AccountState.NEEDS_ATTENTION if attention else AccountState.FAILED
+        message = scrub(f"{cls.title}: {exc}")
+        self.state.put(
+            AccountStatus(
+                account=creds.account,
+                broker=cls.name,
+                state=state,
+                last_attempt_at=now,
+                last_success_at=status.last_success_at,
+                error_kind=exc.kind,
+                error=message,
+                credentials_version=creds.version,
+                needs_attention=attention,
+                pending=status.pending if keep_pending else None,
+                logins=status.logins + logins,
+            )
+        )
+        if attention:
+            self.alerts.publish(
+                f"broker-tokens: {creds.account} needs attention",
+                f"Account {creds.account} ({cls.title}) was rejected: {message}.\n"
+                "No further logins will be tried until its credentials secret changes, "
+                f"or `broker-tokens reset {creds.account}` clears it.",
+            )
+        return Outcome(
+            creds.account,
+            cls.name,
+            state,
+            action="logged-in" if logins else "none",
+            logins=logins,
+            error_kind=exc.kind,
+            error=message,
+        )
+
+    def _pending(self, creds: Credentials, step: PendingStep, logins: int) -> Outcome:
+        cls = creds.broker_class
+        status = self.state.get(creds.account)
+        register(step.ticket)
+        self.state.put(
+            AccountStatus(
+                account=creds.account,
+                broker=cls.name,
+                state=step.state,
+                last_attempt_at=self.clock.now(),
+                last_success_at=status.last_success_at,
+                credentials_version=creds.version,
+                pending=step,
+                logins=status.logins + logins,
+            )
+        )
+        where = f"Log in at {step.login_url}" if step.login_url else step.message
+        self.alerts.publish(
+            f"broker-tokens: {creds.account} is {step.state.value}",
+            f"Account {creds.account} ({cls.title}) waits for you. {where}",
+        )
+        return Outcome(
+            creds.account,
+            cls.name,
+            step.state,
+            action="started",
+            logins=logins,
+            login_url=step.login_url,
+            error=step.message,
+        )
+
+    def _configuration_failure(self, account: str, exc: AccountNotFoundError | CredentialsError) -> Outcome:
+        status = self.state.get(account)
+        self.state.put(
+            replace(
+                status,
+                state=AccountState.FAILED,
+                last_attempt_at=self.clock.now(),
+                error_kind=ErrorKind.CONFIGURATION,
+                error=scrub(str(exc)),
+            )
+        )
+        return Outcome(account, status.broker, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
+
+    def _fresh_outcome(self, creds: Credentials, token: TokenRecord, *, action: str, logins: int = 0) -> Outcome:
+        return Outcome(
+            creds.account,
+            creds.broker,
+            AccountState.FRESH,
+            action=action,
+            logins=logins,
+            issued_at=token.issued_at,
+            expires_at=token.expires_at,
+        )
+
+    @staticmethod
+    def _from_status(status: AccountStatus, broker: str) -> Outcome:
+        return Outcome(
+            status.account,
+            broker,
+            status.state or AccountState.FAILED,
+            error_kind=status.error_kind,
+            error=status.error,
+        )
+
+    # -- collaborators ------------------------------------------------------------------------------
+
+    def _credentials(self, account: str) -> Credentials:
+        text, version = self.secrets.read_credentials(account)
+        return parse_credentials(account, text, version=version)
+
+    def _default_adapter(self, creds: Credentials) -> Broker:
+        return creds.broker_class(creds, http_timeout=self.settings.http_timeout, clock=self.clock)
+
+
+def issued_today(moment: datetime | None, now: datetime, settings: Settings) -> bool:
+    """True when ``moment`` falls on today's date in the market time zone."""
+    if moment is None:
+        return False
+    zone = settings.market_timezone
+    return moment.astimezone(zone).date() == now.astimezone(zone).date()

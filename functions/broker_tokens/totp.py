@@ -1,0 +1,56 @@
+"""TOTP codes made at the last moment, never at the edge of their 30 s window."""
+
+from __future__ import annotations
+
+import pyotp
+
+from broker_tokens.clock import Clock
+from broker_tokens.redaction import register
+
+STEP_SECONDS = 30
+# A code sent with less than this left in its window may arrive after the window turns.
+MIN_REMAINING_SECONDS = 3.0
+
+
+def seconds_left_in_window(now: float) -> float:
+    """Seconds until the current 30 s window ends.
+
+    Example:
+        >>> seconds_left_in_window(60.0), seconds_left_in_window(89.5)
+        (30.0, 0.5)
+    """
+    return STEP_SECONDS - (now % STEP_SECONDS)
+
+
+def window_index(now: float) -> int:
+    """The RFC 6238 counter for an instant.
+
+    Example:
+        >>> window_index(59.9), window_index(60.0)
+        (1, 2)
+    """
+    return int(now // STEP_SECONDS)
+
+
+def fresh_code(secret: str, clock: Clock, *, after_window: int | None = None) -> tuple[str, int]:
+    """A code for ``secret`` that still has a few seconds to live, and the window it belongs to.
+
+    Waits for the next window when fewer than ~3 s remain; with ``after_window`` (the window of a code
+    the broker rejected) waits until a later window, so a retry never resends the same code.
+
+    Example:
+        >>> from broker_tokens.clock import WarpClock
+        >>> code, window = fresh_code("JBSWY3DPEHPK3PXP", WarpClock())
+        >>> len(code), window > 0
+        (6, True)
+    """
+    now = clock.time()
+    if after_window is not None and window_index(now) <= after_window:
+        clock.sleep((after_window + 1) * STEP_SECONDS - now + 0.05)
+        now = clock.time()
+    if seconds_left_in_window(now) < MIN_REMAINING_SECONDS:
+        clock.sleep(seconds_left_in_window(now) + 0.05)
+        now = clock.time()
+    code = pyotp.TOTP(secret).at(now)
+    register(code)
+    return code, window_index(now)

@@ -1,0 +1,52 @@
+"""Lambda: the scheduled refresh. Thin: parse the event, run the core, emit metrics, answer or raise."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from broker_tokens.events import parse_refresh_event
+from broker_tokens.logs import logger
+from broker_tokens.models import AccountState
+from broker_tokens.refresh import NotFreshError, Report
+from broker_tokens.runtime import container_refresher
+
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "BrokerTokens"))
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Refresh every enabled account (or the event's ``accounts``); raise when any is not fresh.
+
+    Raising is what makes Lambda retry, send the event to the failure destination and fire the alarm.
+
+    Example event: ``{}`` from the schedule, or ``{"accounts": ["angel-main"], "force": true}``.
+    """
+    request = parse_refresh_event(event)
+    refresher = container_refresher()
+    if request.complete:
+        account, value = request.complete
+        report = Report([refresher.complete(account, value, source=request.source)])
+    else:
+        report = refresher.run(request.accounts, force=request.force, source=request.source)
+    record_metrics(report)
+    logger.info("refresh report", extra={"report": report.to_dict()})
+    if not report.ok:
+        raise NotFreshError(report)
+    return report.to_dict()
+
+
+def record_metrics(report: Report) -> None:
+    """EMF metrics the alarms and the dashboard read (names are fixed in template.yaml)."""
+    logged_in = [o for o in report.outcomes if o.action == "logged-in" and o.state is AccountState.FRESH]
+    failed = [o for o in report.outcomes if o.state in (AccountState.FAILED, AccountState.NEEDS_ATTENTION)]
+    metrics.add_metric(name="RefreshSucceeded", unit=MetricUnit.Count, value=len(logged_in))
+    metrics.add_metric(name="RefreshFailed", unit=MetricUnit.Count, value=len(failed))
+    metrics.add_metric(name="AccountsNotFresh", unit=MetricUnit.Count, value=len(report.not_fresh))
+    for outcome in logged_in:
+        metrics.add_metric(name="LoginLatencyMs", unit=MetricUnit.Milliseconds, value=outcome.duration_ms)
