@@ -1,0 +1,37 @@
+"""Fixtures: template.yaml, its offline SAM transform, and the template as deployed with parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from infra.local.template import apply_conditions, load_template, parameter_values
+
+from tests.infra.cloudformation import Deployed, sam_transform
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="session")
+def transformed(template: dict[str, Any]) -> dict[str, Any]:
+    return sam_transform(template)
+
+
+@pytest.fixture(scope="session")
+def deploy(template: dict[str, Any], transformed: dict[str, Any]) -> Iterator[Callable[..., Deployed]]:
+    """deploy(**parameters) -> the template as deployed with those parameter overrides."""
+
+    def make(**overrides: str) -> Deployed:
+        values = parameter_values(template, overrides)
+        return Deployed(apply_conditions(transformed, values), values)
+
+    yield make
+
+
+@pytest.fixture(scope="session")
+def default(deploy: Callable[..., Deployed]) -> Deployed:
+    return deploy()

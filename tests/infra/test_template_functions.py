@@ -1,0 +1,137 @@
+"""The two functions, their environment, schedules, async retries and the token API's URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from tests.infra.cloudformation import Deployed
+
+SHARED_ENVIRONMENT = {
+    "SECRET_PREFIX": "broker-tokens",
+    "STATE_TABLE_NAME": "<StateTable>",
+    "ALERT_TOPIC_ARN": "<AlertTopic>",
+    "SECRETS_KMS_KEY_ARN": "<SecretsKey.Arn>",
+    "LEASE_TTL_SECONDS": "660",
+    "POWERTOOLS_SERVICE_NAME": "broker-tokens",
+    "POWERTOOLS_METRICS_NAMESPACE": "BrokerTokens",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+    "MARKET_TIMEZONE": "Asia/Kolkata",
+}
+
+
+def test_functions_run_the_handlers_on_a_current_arm64_python(default: Deployed) -> None:
+    refresher = default.properties("RefresherFunction")
+    api = default.properties("TokenApiFunction")
+
+    assert (refresher["Handler"], api["Handler"]) == ("refresher.app.lambda_handler", "token_api.app.lambda_handler")
+    for function in (refresher, api):
+        assert function["Runtime"] == "python3.13"
+        assert function["Architectures"] == ["arm64"]
+        assert function["MemorySize"] == 256
+    assert (refresher["Timeout"], api["Timeout"]) == (600, 120)
+
+
+def test_runtime_parameter_allows_only_current_pythons(template: dict, deploy: Callable[..., Deployed]) -> None:
+    assert template["Parameters"]["Runtime"]["AllowedValues"] == ["python3.12", "python3.13"]
+    assert deploy(Runtime="python3.12").properties("RefresherFunction")["Runtime"] == "python3.12"
+
+
+def test_both_functions_learn_every_resource_from_the_template(default: Deployed) -> None:
+    refresher_env = default.properties("RefresherFunction")["Environment"]["Variables"]
+    api_env = default.properties("TokenApiFunction")["Environment"]["Variables"]
+
+    assert refresher_env == SHARED_ENVIRONMENT
+    assert api_env == {**SHARED_ENVIRONMENT, "AUTH_MODE": "iam", "REFRESHER_FUNCTION_NAME": "<RefresherFunction>"}
+
+
+def test_lease_outlives_the_refresher_timeout(default: Deployed) -> None:
+    refresher = default.properties("RefresherFunction")
+
+    assert int(refresher["Environment"]["Variables"]["LEASE_TTL_SECONDS"]) > refresher["Timeout"]
+
+
+def test_parameters_flow_into_the_environment(deploy: Callable[..., Deployed]) -> None:
+    deployed = deploy(SecretPrefix="desk", LogLevel="DEBUG", ScheduleTimezone="Asia/Tokyo", TokenApiAuthMode="api_key")
+    env = deployed.properties("TokenApiFunction")["Environment"]["Variables"]
+
+    assert (env["SECRET_PREFIX"], env["POWERTOOLS_LOG_LEVEL"]) == ("desk", "DEBUG")
+    assert (env["MARKET_TIMEZONE"], env["AUTH_MODE"]) == ("Asia/Tokyo", "api_key")
+
+
+def test_functions_log_to_their_own_groups_with_the_retention_parameter(deploy: Callable[..., Deployed]) -> None:
+    deployed = deploy(LogRetentionDays="90")
+
+    for function, group in (("RefresherFunction", "RefresherLogGroup"), ("TokenApiFunction", "TokenApiLogGroup")):
+        assert deployed.properties(function)["LoggingConfig"] == {"LogGroup": f"<{group}>"}
+        assert deployed.properties(group)["RetentionInDays"] == "90"
+
+
+def test_three_weekday_schedules_in_the_market_time_zone(default: Deployed) -> None:
+    schedules = [default.resolve(r["Properties"]) for r in default.of_type("AWS::Scheduler::Schedule").values()]
+
+    assert sorted(s["ScheduleExpression"] for s in schedules) == [
+        "cron(0 8 ? * MON-FRI *)",
+        "cron(30 7 ? * MON-FRI *)",
+        "cron(30 8 ? * MON-FRI *)",
+    ]
+    for schedule in schedules:
+        assert schedule["ScheduleExpressionTimezone"] == "Asia/Kolkata"
+        assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        assert "Name" not in schedule  # generated, so two stacks can share an account
+        target = schedule["Target"]
+        assert target["Arn"] == "<RefresherFunction.Arn>"
+        assert target["RoleArn"] == "<SchedulerRole.Arn>"
+        assert json.loads(target["Input"]) == {}
+        assert target["DeadLetterConfig"] == {"Arn": "<RefreshDeadLetterQueue.Arn>"}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+
+
+def test_schedule_times_and_zone_are_parameters(deploy: Callable[..., Deployed]) -> None:
+    deployed = deploy(FirstRun="cron(0 6 ? * MON-FRI *)", ScheduleTimezone="America/New_York")
+    schedules = [deployed.resolve(r["Properties"]) for r in deployed.of_type("AWS::Scheduler::Schedule").values()]
+
+    assert "cron(0 6 ? * MON-FRI *)" in [s["ScheduleExpression"] for s in schedules]
+    assert {s["ScheduleExpressionTimezone"] for s in schedules} == {"America/New_York"}
+
+
+def test_scheduler_role_may_only_invoke_the_refresher_and_dead_letter(default: Deployed) -> None:
+    grants = {(s["Action"], s["Resource"]) for s in default.statements("SchedulerRole")}
+
+    assert grants == {
+        ("lambda:InvokeFunction", "<RefresherFunction.Arn>"),
+        ("sqs:SendMessage", "<RefreshDeadLetterQueue.Arn>"),
+    }
+
+
+def test_failed_async_runs_retry_then_alert(default: Deployed) -> None:
+    (config,) = [default.resolve(r["Properties"]) for r in default.of_type("AWS::Lambda::EventInvokeConfig").values()]
+
+    assert config["FunctionName"] == "<RefresherFunction>"
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["MaximumEventAgeInSeconds"] == 1800
+    assert config["DestinationConfig"] == {"OnFailure": {"Destination": "<AlertTopic>"}}
+
+
+@pytest.mark.parametrize(("mode", "auth_type", "public"), [("iam", "AWS_IAM", False), ("api_key", "NONE", True)])
+def test_token_api_url_auth_follows_the_mode(
+    deploy: Callable[..., Deployed], mode: str, auth_type: str, public: bool
+) -> None:
+    deployed = deploy(TokenApiAuthMode=mode)
+    permissions = [deployed.resolve(r["Properties"]) for r in deployed.of_type("AWS::Lambda::Permission").values()]
+
+    assert deployed.properties("TokenApiFunctionUrl")["AuthType"] == auth_type
+    assert deployed.properties("TokenApiFunctionUrl")["TargetFunctionArn"] == "<TokenApiFunction.Arn>"
+    if public:
+        # A public URL needs both statements; the second one only holds for calls through the URL.
+        assert sorted((p["Action"], p["Principal"]) for p in permissions) == [
+            ("lambda:InvokeFunction", "*"),
+            ("lambda:InvokeFunctionUrl", "*"),
+        ]
+        invoke = next(p for p in permissions if p["Action"] == "lambda:InvokeFunction")
+        assert invoke["InvokedViaFunctionUrl"] is True
+    else:
+        assert permissions == []
