@@ -233,6 +233,27 @@ class Outcome:
         """A JSON-ready dict (times in ISO 8601 UTC, absent values omitted)."""
         return {key: _plain(value) for key, value in asdict(self).items() if value is not None}
 
+    @classmethod
+    def from_dict(cls, line: dict[str, Any]) -> Outcome:
+        """Read a report line back (the inverse of :meth:`to_dict`)."""
+
+        def when(key: str) -> datetime | None:
+            return parse_iso(line[key]) if line.get(key) else None
+
+        return cls(
+            account=line["account"],
+            broker=line.get("broker"),
+            state=AccountState(line["state"]),
+            action=line.get("action", "none"),
+            logins=int(line.get("logins", 0)),
+            issued_at=when("issued_at"),
+            expires_at=when("expires_at"),
+            error_kind=ErrorKind(line["error_kind"]) if line.get("error_kind") else None,
+            error=line.get("error"),
+            login_url=line.get("login_url"),
+            duration_ms=int(line.get("duration_ms", 0)),
+        )
+
 
 def _plain(value: Any) -> Any:
     """Datetimes and enums as their JSON spellings."""

@@ -7,6 +7,7 @@ run under each broker's documented limit (Tradejini: 3 logins/s per IP; Angel On
 from __future__ import annotations
 
 import threading
+import weakref
 
 from broker_tokens.clock import Clock
 
@@ -39,3 +40,22 @@ class RateLimiter:
             slot = max(now, self._next.get(key, now))
             self._next[key] = slot + interval * HEADROOM
         self.clock.sleep(slot - now)
+
+
+_SHARED: weakref.WeakKeyDictionary[object, RateLimiter] = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_limiter(clock: Clock) -> RateLimiter:
+    """The process-wide limiter for a clock: pacing is about the broker, not about one Refresher object.
+
+    Example:
+        >>> from broker_tokens.clock import SYSTEM_CLOCK
+        >>> shared_limiter(SYSTEM_CLOCK) is shared_limiter(SYSTEM_CLOCK)
+        True
+    """
+    with _SHARED_LOCK:
+        limiter = _SHARED.get(clock)
+        if limiter is None:
+            limiter = _SHARED[clock] = RateLimiter(clock)
+        return limiter

@@ -28,7 +28,7 @@ from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsE
 from broker_tokens.freshness import is_fresh, token_state
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord
-from broker_tokens.ratelimit import RateLimiter
+from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
 from broker_tokens.secrets import SecretStore
@@ -111,7 +111,7 @@ class Refresher:
         self.settings = settings
         self.clock = clock
         self.alerts = alerts or Alerts(settings.alert_topic_arn)
-        self.limiter = limiter or RateLimiter(clock)
+        self.limiter = limiter or shared_limiter(clock)
         self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
         self.adapter_factory = adapter_factory or self._default_adapter
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

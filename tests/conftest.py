@@ -1,0 +1,29 @@
+"""Fixtures for every test layer: log capture with a leak check, and a clock tests can warp."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from broker_tokens.clock import WarpClock
+from tests.support import logsink
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logsink.install()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    """After every test: no fixture secret appears in any log line it produced."""
+    mark = len(logsink.SINK.lines)
+    yield
+    leaked = logsink.leaks(logsink.SINK.since(mark))
+    assert not leaked, f"secret values reached the logs: {len(leaked)} value(s)"
+
+
+@pytest.fixture
+def clock() -> WarpClock:
+    """Real time, except that waits of half a second or more jump ahead (shared with simulators)."""
+    return WarpClock()

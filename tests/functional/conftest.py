@@ -1,0 +1,45 @@
+"""Functional fixtures: one moto server for the session (reset per test) and simulators per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from infra.local.moto_server import MotoServer
+from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.template import LocalResources, provision
+
+from broker_tokens.clock import WarpClock
+from tests.support.harness import PREFIX, Harness
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """moto's server on loopback; the process's boto3 configuration points at it for the session."""
+    server = MotoServer().start()
+    patch = pytest.MonkeyPatch()
+    for key, value in server.environment().items():
+        patch.setenv(key, value)
+    yield server
+    patch.undo()
+    server.stop()
+
+
+@pytest.fixture
+def cloud(moto: MotoServer) -> LocalResources:
+    """An empty moto with the template's resources freshly created."""
+    moto.reset()
+    return provision(moto.session(), parameters={"SecretPrefix": PREFIX})
+
+
+@pytest.fixture
+def harness(moto: MotoServer, cloud: LocalResources, clock: WarpClock) -> Harness:
+    """Seeding, a Refresher wired like the Lambda function, and readers of what it wrote."""
+    return Harness(moto, cloud, clock)
+
+
+@pytest.fixture
+def angel(clock: WarpClock) -> Iterator[AngelOneSimulator]:
+    """The Angel One simulator on the shared clock."""
+    with AngelOneSimulator(clock=clock) as sim:
+        yield sim

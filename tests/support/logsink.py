@@ -1,0 +1,57 @@
+"""Every log line of the test session, captured after redaction, to prove no secret ever leaves.
+
+The sink hangs off the package logger (formatted exactly as in Lambda) and the root logger, so lines
+from any library are caught too. Fixtures register the secret values they create in ``SECRETS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from broker_tokens.logs import RedactingFormatter, logger
+
+SECRETS: set[str] = set()
+
+
+def remember_secret(*values: str) -> None:
+    """Mark fixture values that must never appear in a log line or an error."""
+    SECRETS.update(value for value in values if value)
+
+
+class LogSink(logging.Handler):
+    """Keeps formatted log lines in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(RedactingFormatter())
+        self.lines: list[str] = []
+        self._guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        with self._guard:
+            self.lines.append(line)
+
+    def since(self, mark: int) -> list[str]:
+        """Lines captured after ``mark`` (a previous ``len(lines)``)."""
+        with self._guard:
+            return self.lines[mark:]
+
+
+SINK = LogSink()
+
+
+def install() -> None:
+    """Attach the sink (idempotent)."""
+    if SINK not in logger.handlers:
+        logger.addHandler(SINK)
+        logger.setLevel(logging.DEBUG)
+        root = logging.getLogger()
+        root.addHandler(SINK)
+
+
+def leaks(texts: list[str]) -> list[str]:
+    """The fixture secrets found in ``texts`` (empty when clean)."""
+    joined = "\n".join(texts)
+    return sorted(secret for secret in SECRETS if secret in joined)
