@@ -97,6 +97,10 @@ def _check_value(account: str, spec: Field, value: Any) -> Any:
     if spec.kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail("must be a whole number")
+        if spec.minimum is not None and value < spec.minimum:
+            raise fail(f"must be at least {spec.minimum}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise fail(f"must be at most {spec.maximum}")
         return value
     if not isinstance(value, str):
         raise fail(f"must be a string, not {type(value).__name__}")

@@ -39,6 +39,8 @@ class Field:
     required: bool
     kind: FieldKind = "text"
     description: str = ""
+    minimum: int | None = None  # for integer fields
+    maximum: int | None = None
 
     @property
     def is_secret(self) -> bool:
