@@ -60,7 +60,7 @@ e2e: $(STAMP)  ## end-to-end tests only
 	$(BIN)/pytest -q tests/e2e
 
 build: $(STAMP) $(SAM_STAMP)  ## build the Lambda artifacts
-	$(SAM) build --template-file template.yaml
+	$(BIN)/python -m infra.build
 
 deploy: build  ## deploy to AWS (first time: make deploy GUIDED=1)
 	$(SAM) deploy $(if $(GUIDED),--guided)
