@@ -84,3 +84,29 @@ class WarpClock(SystemClock):
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class OffsetClock:
+    """Another clock shifted by a fixed number of seconds: the broker's time as its Date header tells it.
+
+    Example:
+        >>> base = WarpClock(); shifted = OffsetClock(base, 40.0)
+        >>> round(shifted.time() - base.time())
+        40
+    """
+
+    def __init__(self, base: Clock, offset: float):
+        self.base = base
+        self.offset = offset
+
+    def time(self) -> float:
+        """The base clock's time plus the offset."""
+        return self.base.time() + self.offset
+
+    def now(self) -> datetime:
+        """The shifted instant in UTC."""
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def sleep(self, seconds: float) -> None:
+        """Waiting is the base clock's business."""
+        self.base.sleep(seconds)

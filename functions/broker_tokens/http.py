@@ -5,10 +5,12 @@ Retries are the core's business (by error kind), so nothing here retries.
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
+from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.errors import transient
 
 USER_AGENT = "broker-tokens/0.1"
@@ -23,11 +25,14 @@ class HttpClient:
         'https://apiconnect.angelone.in/rest/x'
     """
 
-    def __init__(self, base_url: str, *, timeout: float, connect_timeout: float = 5.0):
+    def __init__(self, base_url: str, *, timeout: float, connect_timeout: float = 5.0, clock: Clock = SYSTEM_CLOCK):
         self.base_url = base_url.rstrip("/")
         self.timeout = (min(connect_timeout, timeout), timeout)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        self.clock = clock
+        # Seconds the broker's clock is ahead of ours, from the Date header of its last answer.
+        self.server_offset: float | None = None
 
     def url(self, path: str) -> str:
         """Join the API root and a path (an absolute URL passes through)."""
@@ -38,14 +43,25 @@ class HttpClient:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; timeouts and connection errors become transient BrokerErrors."""
         kwargs.setdefault("timeout", self.timeout)
+        sent = self.clock.time()
         try:
-            return self.session.request(method, self.url(path), **kwargs)
+            response = self.session.request(method, self.url(path), **kwargs)
         except requests.Timeout:
             raise transient(f"{method} {path}: no answer within {self.timeout[1]:g} s") from None
         except requests.ConnectionError:
             raise transient(f"{method} {path}: connection failed") from None
         except requests.RequestException as exc:
             raise transient(f"{method} {path}: {type(exc).__name__}") from None
+        self._note_server_time(response, (sent + self.clock.time()) / 2)
+        return response
+
+    def _note_server_time(self, response: requests.Response, local: float) -> None:
+        """Remember how far the broker's clock is from ours (Date has whole seconds: take the middle)."""
+        try:
+            server = parsedate_to_datetime(response.headers["Date"]).timestamp() + 0.5
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        self.server_offset = server - local
 
     def close(self) -> None:
         """Release pooled connections."""

@@ -50,6 +50,14 @@ class Harness:
     def secrets_client(self) -> Any:
         return self.moto.client("secretsmanager")
 
+    @cached_property
+    def dynamodb_client(self) -> Any:
+        return self.moto.client("dynamodb")
+
+    @cached_property
+    def sns_client(self) -> Any:
+        return self.moto.client("sns")
+
     def add_account(self, account: str, credentials: dict[str, Any] | str) -> None:
         """Create (or update) the credentials secret, remembering its secret values for the leak check."""
         text = credentials if isinstance(credentials, str) else json.dumps(credentials)
@@ -67,10 +75,10 @@ class Harness:
         settings = replace(self.settings, **overrides)
         return Refresher(
             secrets=SecretStore(self.secrets_client, prefix=self.prefix, kms_key_arn=settings.kms_key_arn),
-            state=DynamoStateStore(self.resources.table_name, clock=self.clock, client=self.moto.client("dynamodb")),
+            state=DynamoStateStore(self.resources.table_name, clock=self.clock, client=self.dynamodb_client),
             settings=settings,
             clock=self.clock,
-            alerts=Alerts(settings.alert_topic_arn, client=self.moto.client("sns")),
+            alerts=Alerts(settings.alert_topic_arn, client=self.sns_client),
             policy=RetryPolicy(base_delay=0.05, max_delay=0.2, budget_seconds=settings.retry_budget.total_seconds()),
         )
 

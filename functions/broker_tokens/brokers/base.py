@@ -12,14 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from broker_tokens.clock import SYSTEM_CLOCK, Clock
+from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from broker_tokens.errors import BrokerError, totp_rejected
 from broker_tokens.http import HttpClient
+from broker_tokens.logs import logger
 from broker_tokens.models import LoginResult, PendingStep, Session
 from broker_tokens.totp import fresh_code
 
 if TYPE_CHECKING:
     from broker_tokens.credentials import Credentials
+
+# Date headers carry whole seconds and a request takes time: smaller differences are noise.
+CLOCK_SKEW_TOLERANCE = 3.0
 
 FieldKind = Literal["text", "secret", "totp", "url", "integer", "ip", "mac"]
 
@@ -99,9 +103,10 @@ class Broker(ABC):
     def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
         self.clock = clock
-        self.http = HttpClient(self.base_url, timeout=http_timeout)
+        self.http = HttpClient(self.base_url, timeout=http_timeout, clock=clock)
         self._rejected_window: int | None = None
         self._last_window: int | None = None
+        self._skew_reported = False
 
     @property
     def account(self) -> str:
@@ -135,10 +140,22 @@ class Broker(ABC):
         return f"{self.name}:{self.account if self.login_rate.scope == 'account' else 'ip'}"
 
     def totp_code(self, field: str = "totp_secret") -> str:
-        """A fresh code; after a rejection, one from a later window than the rejected code's."""
-        code, self._last_window = fresh_code(
-            self.credentials.secret(field), self.clock, after_window=self._rejected_window
-        )
+        """A fresh code on the broker's time; after a rejection, one from a later window than the rejected one.
+
+        A machine whose clock is off is the first cause of rejected codes, so once the broker's Date header
+        shows a skew of a few seconds or more, codes are made on the broker's time instead of ours.
+        """
+        clock: Clock = self.clock
+        offset = self.http.server_offset
+        if offset is not None and abs(offset) >= CLOCK_SKEW_TOLERANCE:
+            if not self._skew_reported:
+                logger.warning(
+                    "broker clock differs from this machine's; TOTP codes follow the broker",
+                    extra={"account": self.account, "broker": self.name, "skew_seconds": round(offset, 1)},
+                )
+                self._skew_reported = True
+            clock = OffsetClock(self.clock, offset)
+        code, self._last_window = fresh_code(self.credentials.secret(field), clock, after_window=self._rejected_window)
         return code
 
     def reject_totp(self, message: str, *, code: str | None = None, status: int | None = None) -> BrokerError:

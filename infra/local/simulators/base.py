@@ -767,6 +767,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header on the simulator's clock: a broker whose clock differs says so in every answer."""
+        return super().date_time_string(self.server.simulator.clock.time() if timestamp is None else timestamp)
+
     def _dispatch(self) -> None:
         stop_event = self.server.stop_event
         if stop_event.is_set():
