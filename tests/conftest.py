@@ -14,6 +14,15 @@ def pytest_configure(config: pytest.Config) -> None:
     logsink.install()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = logsink.SINK.lines
+    leaked = logsink.leaks(lines)
+    terminalreporter.write_line(
+        f"log hygiene: {len(lines)} log lines scanned for {len(logsink.SECRETS)} fixture secrets: "
+        + (f"{len(leaked)} LEAKED" if leaked else "no leaks")
+    )
+
+
 @pytest.fixture(autouse=True)
 def no_secret_in_logs() -> Iterator[None]:
     """After every test: no fixture secret appears in any log line it produced."""

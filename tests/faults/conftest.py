@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.functional.conftest import cloud, harness, moto  # noqa: F401  (the same fixtures as functional)
+from tests.functional.conftest import angel, cloud, harness, moto  # noqa: F401  (the same fixtures as functional)
 
 
 @dataclass(frozen=True)
