@@ -6,10 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from infra.local.simulators.angelone import AngelOneSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState
-from infra.local.simulators.angelone import AngelOneSimulator
 from tests.functional.test_refresh_angelone import angel_account
 from tests.support.harness import Harness
 
