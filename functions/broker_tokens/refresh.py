@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from broker_tokens.alerts import Alerts
+from broker_tokens.brokers import broker_class
 from broker_tokens.brokers.base import Broker
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
@@ -146,19 +147,25 @@ class Refresher:
         return status
 
     def describe(self, account: str) -> Outcome:
-        """Where an account stands, from its token and state, without any broker call."""
+        """Where an account stands, from its token, its state and secret metadata: no broker call, and no
+        credentials value read (the token API, which calls this, may not read credentials).
+        """
         try:
-            creds = self._credentials(account)
-        except (AccountNotFoundError, CredentialsError) as exc:
+            version, tags = self.secrets.credentials_metadata(account)
+        except AccountNotFoundError as exc:
             return Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
         status = self.state.get(account)
-        cls = creds.broker_class
-        now = self.clock.now()
-        if not creds.enabled:
-            return Outcome(account, cls.name, AccountState.DISABLED)
-        if status.blocks_login(creds.version):
+        token = self.secrets.read_token(account)
+        name = status.broker or (token.broker if token else None) or tags.get("broker")
+        try:
+            cls = broker_class(name) if name else None
+        except KeyError:
+            cls = None
+        if cls is None or status.state is AccountState.DISABLED:
+            return self._from_status(status, name) if status.state else Outcome(account, name, AccountState.EXPIRED)
+        if status.blocks_login(version):
             return self._from_status(status, cls.name)
-        step = status.pending_for(creds.version, now)
+        step = status.pending_for(version, self.clock.now())
         if step:
             return Outcome(account, cls.name, step.state, login_url=step.login_url, error=step.message)
         if not cls.stores_token:
@@ -167,17 +174,14 @@ class Refresher:
                 if status.state
                 else Outcome(account, cls.name, AccountState.EXPIRED)
             )
-        token = self.secrets.read_token(account)
-        state = token_state(token, now, self.settings, cls.daily_reset)
+        state = token_state(token, self.clock.now(), self.settings, cls.daily_reset)
         if state is not AccountState.FRESH and status.state is AccountState.FAILED:
-            return self._from_status(status, cls.name)
-        return Outcome(
-            account,
-            cls.name,
-            state,
-            issued_at=token.issued_at if token else None,
-            expires_at=token.expires_at if token else None,
-        )
+            outcome = self._from_status(status, cls.name)
+        else:
+            outcome = Outcome(account, cls.name, state)
+        if token:
+            outcome.issued_at, outcome.expires_at = token.issued_at, token.expires_at
+        return outcome
 
     # -- steps --------------------------------------------------------------------------------------
 
@@ -206,9 +210,11 @@ class Refresher:
         except (AccountNotFoundError, CredentialsError) as exc:
             return self._configuration_failure(account, exc)
         cls = creds.broker_class
-        if not creds.enabled:
-            return Outcome(account, cls.name, AccountState.DISABLED, action="disabled")
         status = self.state.get(account)
+        if not creds.enabled:
+            if status.state is not AccountState.DISABLED:
+                self.state.put(replace(status, broker=cls.name, state=AccountState.DISABLED))
+            return Outcome(account, cls.name, AccountState.DISABLED, action="disabled")
         if status.blocks_login(creds.version):
             outcome = self._from_status(status, cls.name)
             outcome.error = (
@@ -445,7 +451,7 @@ class Refresher:
         )
 
     @staticmethod
-    def _from_status(status: AccountStatus, broker: str) -> Outcome:
+    def _from_status(status: AccountStatus, broker: str | None) -> Outcome:
         return Outcome(
             status.account,
             broker,

@@ -67,6 +67,23 @@ class SecretStore:
             raise
         return answer.get("SecretString"), answer["VersionId"]
 
+    def credentials_metadata(self, account: str) -> tuple[str | None, dict[str, str]]:
+        """The credentials secret's AWSCURRENT version id and tags, without reading its value.
+
+        The token API may not read credentials (IAM), yet must tell which version a rejection was for.
+        """
+        try:
+            answer = self.client.describe_secret(SecretId=self.name(account, CREDENTIALS))
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                raise AccountNotFoundError(account) from None
+            raise
+        version = next(
+            (v for v, stages in answer.get("VersionIdsToStages", {}).items() if "AWSCURRENT" in stages), None
+        )
+        tags = {tag["Key"]: tag["Value"] for tag in answer.get("Tags", []) if "Key" in tag and "Value" in tag}
+        return version, tags
+
     def read_token(self, account: str) -> TokenRecord | None:
         """The AWSCURRENT token record, or None when there is none (or it is not a schema-1 record)."""
         found = self.read_token_version(account)

@@ -154,3 +154,17 @@ def test_rate_limit_page_is_transient(angel: AngelOneSimulator, harness: Harness
 def test_unknown_account_requested_by_event_is_reported(harness: Harness) -> None:
     [outcome] = harness.refresher().run(["nobody"]).outcomes
     assert outcome.state is AccountState.FAILED and "has no credentials secret" in (outcome.error or "")
+
+
+def test_describe_reads_no_credentials_value(angel: AngelOneSimulator, harness: Harness) -> None:
+    """The token API lists accounts with this, and its IAM role may not read credentials."""
+    angel_account(angel, harness)
+    refresher = harness.refresher()
+    refresher.run()
+    read: list[str] = []
+    harness.secrets_client.meta.events.register(
+        "before-call.secrets-manager.GetSecretValue", lambda params, **_: read.append(params["SecretId"])
+    )
+    outcome = refresher.describe("angel-1")
+    assert outcome.state is AccountState.FRESH and outcome.broker == "angelone" and outcome.expires_at
+    assert read == ["broker-tokens/angel-1/token"]
