@@ -163,7 +163,7 @@ def test_describe_reads_no_credentials_value(angel: AngelOneSimulator, harness: 
     refresher.run()
     read: list[str] = []
     harness.secrets_client.meta.events.register(
-        "before-call.secrets-manager.GetSecretValue", lambda params, **_: read.append(params["SecretId"])
+        "provide-client-params.secrets-manager.GetSecretValue", lambda params, **_: read.append(params["SecretId"])
     )
     outcome = refresher.describe("angel-1")
     assert outcome.state is AccountState.FRESH and outcome.broker == "angelone" and outcome.expires_at
