@@ -58,7 +58,8 @@ def test_token_api_reads_credentials_only_to_sign_pitrade_jwts(default: Deployed
 
     (credential_read,) = grants(statements, "secretsmanager:GetSecretValue", CREDENTIALS)
     assert credential_read["Condition"] == {"StringEquals": {"secretsmanager:ResourceTag/broker": "pitrade"}}
-    assert not grants(statements, "secretsmanager:DescribeSecret", CREDENTIALS)
+    # Metadata (version ids, tags) but no value: DescribeSecret never returns the secret string.
+    assert grants(statements, "secretsmanager:DescribeSecret", CREDENTIALS)
     assert grants(statements, "secretsmanager:GetSecretValue", TOKEN)
     assert not grants(statements, "secretsmanager:GetSecretValue", OTHER_APP_SECRET)
 
