@@ -6,6 +6,7 @@ Each TOTP secret is generated fresh, so nothing here is a real credential.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 import pyotp
 
 from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.tradejini import TradejiniSimulator
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,55 @@ def angelone_demo(sim: SimulatorServer) -> DemoAccount:
     )
 
 
-DEMOS: dict[str, Callable[[SimulatorServer], DemoAccount]] = {"angelone": angelone_demo}
+def tradejini_demo(sim: SimulatorServer) -> DemoAccount:
+    """A Tradejini CubePlus account with a PIN and a generated TOTP secret (loopback is its static IP)."""
+    if not isinstance(sim, TradejiniSimulator):
+        raise TypeError("tradejini_demo needs the Tradejini simulator")
+    totp_secret = pyotp.random_base32()
+    sim.add_account(
+        user_id="TJDEMO1", api_key="demo-tradejini-key", pin="8642", totp_secret=totp_secret, user_name="Demo Trader"
+    )
+    return DemoAccount(
+        "tradejini-demo",
+        {
+            "broker": "tradejini",
+            "api_key": "demo-tradejini-key",
+            "password": "8642",
+            "totp_secret": totp_secret,
+            "base_url": sim.url,
+        },
+    )
+
+
+def autoshares_demos(sim: SimulatorServer) -> list[DemoAccount]:
+    """Two ETNA Trader users: one without two-factor login, one whose login waits for an e-mailed code."""
+    if not isinstance(sim, AutoSharesSimulator):
+        raise TypeError("autoshares_demos needs the AutoShares simulator")
+    app_key = "demo-etna-app-key"
+    sim.add_app_key(app_key)
+    demos = []
+    for account, username, two_factor in (("etna-demo", "demo.trader", False), ("etna-2fa-demo", "demo.2fa", True)):
+        password = secrets.token_urlsafe(12)
+        sim.add_account(username, password, two_factor=two_factor, first_name="Demo", last_name="Trader")
+        credentials = {
+            "broker": "autoshares",
+            "app_key": app_key,
+            "username": username,
+            "password": password,
+            "base_url": sim.url,
+        }
+        demos.append(DemoAccount(account, credentials))
+    return demos
+
+
+# A simulator may back several demo accounts (AutoShares shows a plain and a two-factor login).
+DemoFactory = Callable[[SimulatorServer], DemoAccount | list[DemoAccount]]
+
+DEMOS: dict[str, DemoFactory] = {
+    "angelone": angelone_demo,
+    "tradejini": tradejini_demo,
+    "autoshares": autoshares_demos,
+}
 
 
 def create_credentials_secret(client: Any, prefix: str, demo: DemoAccount) -> None:
@@ -63,11 +114,12 @@ def create_credentials_secret(client: Any, prefix: str, demo: DemoAccount) -> No
 
 
 def seed_demo_accounts(simulators: dict[str, SimulatorServer], client: Any, prefix: str) -> list[DemoAccount]:
-    """One demo account per running simulator, written to Secrets Manager."""
+    """The demo accounts of every running simulator, written to Secrets Manager."""
     seeded = []
     for broker, make in DEMOS.items():
         if broker in simulators:
-            demo = make(simulators[broker])
-            create_credentials_secret(client, prefix, demo)
-            seeded.append(demo)
+            made = make(simulators[broker])
+            for demo in made if isinstance(made, list) else [made]:
+                create_credentials_secret(client, prefix, demo)
+                seeded.append(demo)
     return seeded

@@ -14,12 +14,16 @@ from typing import Any, Self
 
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
 # One simulator per broker; a new broker adds its line here (and a demo account in demo.py).
 SIMULATORS: dict[str, type[SimulatorServer]] = {
     "angelone": AngelOneSimulator,
+    "tradejini": TradejiniSimulator,
+    "autoshares": AutoSharesSimulator,
 }
 
 # Short enough that a hung broker call costs a test seconds, not minutes.

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.simulators.autoshares import AutoSharesSimulator
+from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
 from broker_tokens.clock import WarpClock
@@ -42,4 +44,18 @@ def harness(moto: MotoServer, cloud: LocalResources, clock: WarpClock) -> Harnes
 def angel(clock: WarpClock) -> Iterator[AngelOneSimulator]:
     """The Angel One simulator on the shared clock."""
     with AngelOneSimulator(clock=clock) as sim:
+        yield sim
+
+
+@pytest.fixture
+def tradejini(clock: WarpClock) -> Iterator[TradejiniSimulator]:
+    """The Tradejini CubePlus simulator on the shared clock."""
+    with TradejiniSimulator(clock=clock) as sim:
+        yield sim
+
+
+@pytest.fixture
+def autoshares(clock: WarpClock) -> Iterator[AutoSharesSimulator]:
+    """The AutoShares (ETNA Trader) simulator on the shared clock."""
+    with AutoSharesSimulator(clock=clock) as sim:
         yield sim

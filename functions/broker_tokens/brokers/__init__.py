@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broker_tokens.brokers.angelone import AngelOne
+from broker_tokens.brokers.autoshares import AutoShares
+from broker_tokens.brokers.tradejini import Tradejini
 
 if TYPE_CHECKING:
     from broker_tokens.brokers.base import Broker
 
-_ADAPTERS: tuple[type[Broker], ...] = (AngelOne,)
+_ADAPTERS: tuple[type[Broker], ...] = (AngelOne, AutoShares, Tradejini)
 
 _BY_NAME: dict[str, type[Broker]] = {}
 for _cls in _ADAPTERS:
