@@ -16,6 +16,8 @@ import pyotp
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
+from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 
 
@@ -94,6 +96,69 @@ def autoshares_demos(sim: SimulatorServer) -> list[DemoAccount]:
     return demos
 
 
+# PLACEHOLDER until the token API's local front exists: where the BlinkX demo app redirects a person
+# after login (the front's /callback/{account}). Zerodha's demo never follows its redirect.
+TOKEN_API_LOCAL_URL = "http://127.0.0.1:8765"
+
+
+def kite_callback_url(account: str) -> str:
+    """The redirect URL a Kite-family app registers: the token API's ``/callback/{account}``."""
+    return f"{TOKEN_API_LOCAL_URL}/callback/{account}"
+
+
+def zerodha_demo(sim: SimulatorServer) -> DemoAccount:
+    """A Zerodha account logged in unattended (web login with a generated TOTP secret)."""
+    if not isinstance(sim, ZerodhaSimulator):
+        raise TypeError("zerodha_demo needs the Zerodha simulator")
+    account, api_key, api_secret = "zerodha-demo", "demo-kite-key", secrets.token_urlsafe(24)
+    user_id, password, totp_secret = "ZD1234", secrets.token_urlsafe(12), pyotp.random_base32()
+    sim.add_app(api_key, api_secret, kite_callback_url(account))
+    sim.add_user(user_id, password, totp_secret, user_name="Demo Trader")
+    credentials = {
+        "broker": "zerodha",
+        "api_key": api_key,
+        "api_secret": api_secret,
+        "user_id": user_id,
+        "password": password,
+        "totp_secret": totp_secret,
+        "base_url": sim.url,
+        "login_url": sim.login_url,
+    }
+    return DemoAccount(account, credentials)
+
+
+def blinkx_demo(sim: SimulatorServer) -> DemoAccount:
+    """A BlinkX account whose login waits for a person (user BX1234 on the simulator's login page)."""
+    if not isinstance(sim, BlinkXSimulator):
+        raise TypeError("blinkx_demo needs the BlinkX simulator")
+    account, api_key, api_secret = "blinkx-demo", "demo-blinkx-key", secrets.token_urlsafe(24)
+    password, totp_secret = secrets.token_urlsafe(12), pyotp.random_base32()
+    sim.add_app(api_key, api_secret, kite_callback_url(account))
+    sim.add_user("BX1234", password, totp_secret, user_name="Demo Trader")
+    # password and totp_secret are unused by the adapter: they are there for the person who logs in.
+    credentials = {
+        "broker": "blinkx",
+        "api_key": api_key,
+        "api_secret": api_secret,
+        "user_id": "BX1234",
+        "password": password,
+        "totp_secret": totp_secret,
+        "base_url": sim.url,
+        "login_url": sim.login_url,
+    }
+    return DemoAccount(account, credentials)
+
+
+def pitrade_demo(sim: SimulatorServer) -> DemoAccount:
+    """A PiTrade partner client with a generated signing key (checked, nothing stored)."""
+    if not isinstance(sim, PiTradeSimulator):
+        raise TypeError("pitrade_demo needs the PiTrade simulator")
+    client_id, secret_key = "demo-pitrade-client", secrets.token_urlsafe(32)
+    sim.add_client(client_id, secret_key)
+    credentials = {"broker": "pitrade", "client_id": client_id, "secret_key": secret_key, "base_url": sim.url}
+    return DemoAccount("pitrade-demo", credentials)
+
+
 # A simulator may back several demo accounts (AutoShares shows a plain and a two-factor login).
 DemoFactory = Callable[[SimulatorServer], DemoAccount | list[DemoAccount]]
 
@@ -101,6 +166,9 @@ DEMOS: dict[str, DemoFactory] = {
     "angelone": angelone_demo,
     "tradejini": tradejini_demo,
     "autoshares": autoshares_demos,
+    "zerodha": zerodha_demo,
+    "blinkx": blinkx_demo,
+    "pitrade": pitrade_demo,
 }
 
 

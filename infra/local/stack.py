@@ -16,6 +16,8 @@ from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
+from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
@@ -24,6 +26,9 @@ SIMULATORS: dict[str, type[SimulatorServer]] = {
     "angelone": AngelOneSimulator,
     "tradejini": TradejiniSimulator,
     "autoshares": AutoSharesSimulator,
+    "zerodha": ZerodhaSimulator,
+    "blinkx": BlinkXSimulator,
+    "pitrade": PiTradeSimulator,
 }
 
 # Short enough that a hung broker call costs a test seconds, not minutes.

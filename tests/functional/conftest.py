@@ -8,6 +8,8 @@ import pytest
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
+from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
+from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
@@ -58,4 +60,25 @@ def tradejini(clock: WarpClock) -> Iterator[TradejiniSimulator]:
 def autoshares(clock: WarpClock) -> Iterator[AutoSharesSimulator]:
     """The AutoShares (ETNA Trader) simulator on the shared clock."""
     with AutoSharesSimulator(clock=clock) as sim:
+        yield sim
+
+
+@pytest.fixture
+def zerodha(clock: WarpClock) -> Iterator[ZerodhaSimulator]:
+    """The Zerodha Kite Connect simulator (API root and login origin) on the shared clock."""
+    with ZerodhaSimulator(clock=clock) as sim:
+        yield sim
+
+
+@pytest.fixture
+def blinkx(clock: WarpClock) -> Iterator[BlinkXSimulator]:
+    """The BlinkX simulator (API root /SmartApi and login origin) on the shared clock."""
+    with BlinkXSimulator(clock=clock) as sim:
+        yield sim
+
+
+@pytest.fixture
+def pitrade(clock: WarpClock) -> Iterator[PiTradeSimulator]:
+    """The PiTrade Partner API simulator on the shared clock."""
+    with PiTradeSimulator(clock=clock) as sim:
         yield sim

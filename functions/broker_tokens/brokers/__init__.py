@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 
 from broker_tokens.brokers.angelone import AngelOne
 from broker_tokens.brokers.autoshares import AutoShares
+from broker_tokens.brokers.kite import BlinkX, Zerodha
+from broker_tokens.brokers.pitrade import PiTrade
 from broker_tokens.brokers.tradejini import Tradejini
 
 if TYPE_CHECKING:
     from broker_tokens.brokers.base import Broker
 
-_ADAPTERS: tuple[type[Broker], ...] = (AngelOne, AutoShares, Tradejini)
+_ADAPTERS: tuple[type[Broker], ...] = (AngelOne, AutoShares, BlinkX, PiTrade, Tradejini, Zerodha)
 
 _BY_NAME: dict[str, type[Broker]] = {}
 for _cls in _ADAPTERS:

@@ -1,0 +1,344 @@
+"""The Kite family refresh end to end over loopback HTTP: Zerodha unattended, BlinkX through a person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+import pytest
+import requests
+from infra.local.simulators.base import ManualClock
+from infra.local.simulators.kite import CONNECT_LOGIN_PATH, BlinkXSimulator, KiteSimulator, ZerodhaSimulator
+from infra.local.simulators.totp import code_at
+
+from broker_tokens.brokers.kite import KITE_TIMEZONE, BlinkX
+from broker_tokens.clock import WarpClock
+from broker_tokens.credentials import validate_credentials
+from broker_tokens.errors import ErrorKind
+from broker_tokens.models import AccountState, PendingStep, parse_iso
+from tests.support.harness import Harness
+from tests.support.logsink import remember_secret
+
+TIMEOUT = 5.0
+CALLBACK = "http://127.0.0.1:9/callback/{account}"
+
+
+@pytest.fixture
+def clock() -> WarpClock:
+    """Real time moved on to the next 07:30 IST, when the schedule runs.
+
+    Before 06:00 IST a Kite token dies within the hour, so it can never be fresh for the day: tests that
+    expect a skip would depend on the hour at which they run.
+    """
+    now = datetime.now(KITE_TIMEZONE)
+    target = datetime.combine(now.date(), time(7, 30), tzinfo=KITE_TIMEZONE)
+    if target <= now:
+        target += timedelta(days=1)
+    return WarpClock(offset=(target - now).total_seconds())
+
+
+def kite_account(
+    sim: KiteSimulator,
+    harness: Harness,
+    account: str,
+    *,
+    user_id: str = "AB1234",
+    api_key: str = "kite-key-1",
+    person_only: bool = False,
+) -> dict[str, Any]:
+    """An app and a user on the simulator, and the matching credentials secret."""
+    api_secret, password, totp_secret = f"{api_key}-secret-value", f"{user_id}-pass-word", pyotp.random_base32()
+    sim.add_app(api_key, api_secret, CALLBACK.format(account=account))
+    sim.add_user(user_id, password, totp_secret, user_name="Test Trader")
+    broker = "zerodha" if isinstance(sim, ZerodhaSimulator) else "blinkx"
+    credentials: dict[str, Any] = {
+        "broker": broker,
+        "api_key": api_key,
+        "api_secret": api_secret,
+        "user_id": user_id,
+        "base_url": sim.url,
+        "login_url": sim.login_url,
+    }
+    if not person_only:
+        credentials.update(password=password, totp_secret=totp_secret)
+    harness.add_account(account, credentials)
+    remember_secret(password, totp_secret)
+    return {**credentials, "password": password, "totp_secret": totp_secret}
+
+
+def person_logs_in(sim: KiteSimulator, login_url: str, credentials: dict[str, Any]) -> str:
+    """A person opens the login URL, submits the form; returns the redirect URL (not followed)."""
+    with requests.Session() as browser:
+        page = browser.get(login_url, timeout=TIMEOUT)
+        assert page.status_code == 200 and "<form" in page.text
+        answer = browser.post(
+            sim.origin + CONNECT_LOGIN_PATH,
+            data={
+                "v": "3",
+                "api_key": credentials["api_key"],
+                "user_id": credentials["user_id"],
+                "password": credentials["password"],
+                "totp": code_at(credentials["totp_secret"], sim.clock.time()),
+            },
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+    assert answer.status_code == 302, answer.text
+    location: str = answer.headers["Location"]
+    return location
+
+
+def profile_with(sim: KiteSimulator, record: dict[str, Any]) -> requests.Response:
+    """The contract: authorization + headers (+ Accept) make a valid call with nothing else."""
+    headers = {"Authorization": record["authorization"], **record["headers"], "Accept": "application/json"}
+    return requests.get(f"{sim.url}/user/profile", headers=headers, timeout=TIMEOUT)
+
+
+def expires_at_next_0600_ist(record: dict[str, Any]) -> None:
+    issued, expires = parse_iso(record["issued_at"]), parse_iso(record["expires_at"])
+    local = expires.astimezone(KITE_TIMEZONE)
+    assert (local.hour, local.minute, local.second) == (6, 0, 0)
+    assert timedelta(0) < expires - issued <= timedelta(hours=24)
+
+
+# ----- Zerodha: unattended --------------------------------------------------------------------------------
+
+
+def test_zerodha_refresh_writes_a_valid_token_record(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.FRESH and outcome.action == "logged-in" and outcome.logins == 1
+    record = harness.token("zerodha-1")
+    assert record is not None
+    assert record["broker"] == "zerodha" and record["source"] == "schedule"
+    assert record["authorization"] == f"token kite-key-1:{record['access_token']}"
+    assert record["headers"] == {"X-Kite-Version": "3"}
+    assert "refresh_token" not in record  # Kite gives "" to individual apps
+    expires_at_next_0600_ist(record)
+    answer = profile_with(zerodha, record)
+    assert answer.status_code == 200 and answer.json()["data"]["user_id"] == "AB1234"
+
+
+def test_zerodha_second_run_logs_in_zero_times(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    harness.refresher().run()
+    version = harness.token_version("zerodha-1")
+    [again] = harness.refresher().run().outcomes
+    assert again.action == "skipped" and again.state is AccountState.FRESH
+    assert zerodha.logins("AB1234") == 1 and zerodha.exchanges("AB1234") == 1
+    assert harness.token_version("zerodha-1") == version
+
+
+def test_zerodha_wrong_password_fails_once_and_is_not_retried(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    credentials = kite_account(zerodha, harness, "zerodha-1")
+    harness.add_account("zerodha-1", {**credentials, "password": "not-the-password"})
+    refresher = harness.refresher()
+    [outcome] = refresher.run().outcomes
+    assert outcome.state is AccountState.NEEDS_ATTENTION and outcome.error_kind is ErrorKind.PERMANENT
+    assert "password" in (outcome.error or "")
+    [again] = refresher.run(force=True).outcomes
+    assert again.state is AccountState.NEEDS_ATTENTION and again.logins == 0
+    assert zerodha.logins("AB1234") == 1
+
+
+def test_zerodha_wrong_api_secret_is_permanent_after_one_exchange(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    credentials = kite_account(zerodha, harness, "zerodha-1")
+    harness.add_account("zerodha-1", {**credentials, "api_secret": "a-wrong-api-secret"})
+    remember_secret("a-wrong-api-secret")
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.NEEDS_ATTENTION and "api_secret" in (outcome.error or "")
+    assert zerodha.exchanges("AB1234") == 1 and harness.token("zerodha-1") is None
+
+
+def test_zerodha_rejected_totp_is_retried_in_the_next_window(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    zerodha.faults.reject_totp_next(1)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.FRESH and outcome.logins == 2
+
+
+def test_zerodha_wrong_totp_secret_ends_needing_attention(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    credentials = kite_account(zerodha, harness, "zerodha-1")
+    wrong = pyotp.random_base32()
+    remember_secret(wrong)
+    harness.add_account("zerodha-1", {**credentials, "totp_secret": wrong})
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.NEEDS_ATTENTION and outcome.error_kind is ErrorKind.PERMANENT
+    assert zerodha.count("twofa", "AB1234") == 2  # one retry in the next window, then no more
+
+
+@pytest.mark.parametrize("endpoint", ["web_login", "connect_finish", "session_token", "profile"])
+def test_zerodha_5xx_anywhere_is_retried(zerodha: ZerodhaSimulator, harness: Harness, endpoint: str) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    zerodha.faults.fail_next(1, status=503, endpoint=endpoint)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.FRESH and outcome.logins == 2
+
+
+def test_zerodha_token_refused_right_after_the_exchange_is_transient(
+    zerodha: ZerodhaSimulator, harness: Harness
+) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    zerodha.faults.reject_validation_next(1)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.FRESH and outcome.logins == 2
+
+
+def test_zerodha_forced_login_kills_the_previous_token(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    kite_account(zerodha, harness, "zerodha-1")
+    harness.refresher().run()
+    first = harness.token("zerodha-1")
+    harness.refresher().run(force=True)
+    second = harness.token("zerodha-1")
+    assert first is not None and second is not None and first["access_token"] != second["access_token"]
+    assert profile_with(zerodha, first).status_code == 403  # newest login wins
+    assert profile_with(zerodha, second).status_code == 200
+    assert harness.token("zerodha-1", "AWSPREVIOUS") == first
+
+
+def test_zerodha_web_login_off_waits_for_a_person(
+    zerodha: ZerodhaSimulator, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = kite_account(zerodha, harness, "zerodha-1")
+    monkeypatch.setenv("ZERODHA_WEB_LOGIN", "off")
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.AWAITING_LOGIN
+    assert outcome.login_url == f"{zerodha.login_url}?v=3&api_key=kite-key-1"
+    assert zerodha.requests == []
+    redirect = person_logs_in(zerodha, outcome.login_url, credentials)
+    assert harness.refresher().complete("zerodha-1", redirect).state is AccountState.FRESH
+
+
+# ----- BlinkX: a person logs in ---------------------------------------------------------------------------
+
+
+def test_blinkx_run_waits_then_the_callback_completes(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.AWAITING_LOGIN and outcome.action == "started"
+    assert outcome.login_url == f"{blinkx.login_url}?v=3&api_key=kite-key-1"
+    assert "/callback/blinkx-1" in (outcome.error or "")
+    assert blinkx.requests == []  # starting the login is no HTTP call
+    [still] = harness.refresher().run().outcomes
+    assert still.state is AccountState.AWAITING_LOGIN and still.logins == 0
+
+    redirect = person_logs_in(blinkx, outcome.login_url, credentials)
+    assert urlsplit(redirect).path == "/callback/blinkx-1" and "request_token=" in redirect
+    done = harness.refresher().complete("blinkx-1", redirect)
+    assert done.state is AccountState.FRESH and done.logins == 1
+    record = harness.token("blinkx-1")
+    assert record is not None and record["source"] == "callback" and record["broker"] == "blinkx"
+    assert record["headers"] == {"X-Version": "3", "X-BlinkX-Version": "3"}
+    assert record["authorization"] == f"token kite-key-1:{record['access_token']}"
+    expires_at_next_0600_ist(record)
+    answer = profile_with(blinkx, record)
+    assert answer.status_code == 200 and answer.json()["data"]["user_id"] == "BX1234"
+    [later] = harness.refresher().run().outcomes
+    assert later.state is AccountState.FRESH and later.action == "skipped"
+
+
+def test_blinkx_newest_login_wins(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.login_url
+    harness.refresher().complete("blinkx-1", person_logs_in(blinkx, outcome.login_url, credentials))
+    first = harness.token("blinkx-1")
+    # The same person logs in again (say, from another tool using the same app): the first token dies.
+    token = parse_qs(urlsplit(person_logs_in(blinkx, outcome.login_url, credentials)).query)["request_token"][0]
+    assert harness.refresher().complete("blinkx-1", token).state is AccountState.FRESH
+    second = harness.token("blinkx-1")
+    assert first is not None and second is not None
+    assert profile_with(blinkx, first).status_code == 403
+    assert profile_with(blinkx, second).status_code == 200
+
+
+def test_blinkx_used_request_token_needs_a_new_login(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.login_url
+    redirect = person_logs_in(blinkx, outcome.login_url, credentials)
+    assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
+    again = harness.refresher().complete("blinkx-1", redirect)  # the same redirect, replayed
+    assert again.state is AccountState.NEEDS_ATTENTION and "log in again" in (again.error or "")
+    assert profile_with(blinkx, harness.token("blinkx-1") or {}).status_code == 200  # the good token stays
+    fresh = harness.refresher().complete("blinkx-1", person_logs_in(blinkx, outcome.login_url, credentials))
+    assert fresh.state is AccountState.FRESH
+
+
+def test_blinkx_login_as_another_user_is_refused(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    other = kite_account(blinkx, harness, "blinkx-2", user_id="BX9999", api_key="kite-key-2", person_only=True)
+    [outcome] = harness.refresher().run(["blinkx-1"]).outcomes
+    assert outcome.login_url
+    redirect = person_logs_in(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"})
+    wrong = harness.refresher().complete("blinkx-1", redirect)
+    assert wrong.state is AccountState.NEEDS_ATTENTION and "BX9999" in (wrong.error or "")
+    assert harness.token("blinkx-1") is None
+
+
+def test_blinkx_bad_paste_keeps_the_login_open(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    harness.refresher().run()
+    failed = harness.refresher().complete("blinkx-1", "https://example.com/cb?action=login&status=success")
+    assert failed.state is AccountState.FAILED and failed.error_kind is ErrorKind.CONFIGURATION
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state is AccountState.AWAITING_LOGIN and outcome.logins == 0
+
+
+# ----- expiry on a fixed clock, both sides of 06:00 IST ---------------------------------------------------
+
+
+class FixedClock(ManualClock):
+    """A ManualClock with the core's Clock interface; sleeping moves it."""
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+
+PERSON = {"password": "bx-pass-word", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DP"}
+
+
+def blinkx_credentials_on(sim: BlinkXSimulator) -> dict[str, Any]:
+    """A BlinkX app and user on ``sim``, without the harness (for an adapter on its own clock)."""
+    sim.add_app("kite-key-1", "kite-key-1-secret-value", CALLBACK.format(account="blinkx-1"))
+    sim.add_user("BX1234", PERSON["password"], PERSON["totp_secret"])
+    remember_secret("kite-key-1-secret-value", *PERSON.values())
+    return {
+        "broker": "blinkx",
+        "api_key": "kite-key-1",
+        "api_secret": "kite-key-1-secret-value",
+        "user_id": "BX1234",
+        "base_url": sim.url,
+        "login_url": sim.login_url,
+    }
+
+
+@pytest.mark.parametrize(
+    ("login_ist", "expiry_ist"),
+    [
+        (datetime(2026, 11, 24, 5, 59, 40, tzinfo=KITE_TIMEZONE), datetime(2026, 11, 24, 6, 0, tzinfo=KITE_TIMEZONE)),
+        (datetime(2026, 11, 24, 6, 0, 10, tzinfo=KITE_TIMEZONE), datetime(2026, 11, 25, 6, 0, tzinfo=KITE_TIMEZONE)),
+    ],
+)
+def test_expiry_is_the_next_0600_ist_on_both_sides(login_ist: datetime, expiry_ist: datetime) -> None:
+    clock = FixedClock(login_ist.timestamp())
+    with BlinkXSimulator(clock=clock) as sim:
+        credentials = blinkx_credentials_on(sim)
+        adapter = BlinkX(validate_credentials("blinkx-1", credentials), clock=clock)
+        step = adapter.login()
+        assert isinstance(step, PendingStep) and step.login_url is not None
+        session = adapter.complete(step, person_logs_in(sim, step.login_url, {**credentials, **PERSON}))
+        adapter.validate(session)
+        adapter.close()
+        assert session.expires_at == expiry_ist
+        # The broker agrees: the token works one second before that 06:00 and not at it.
+        record = {"authorization": session.authorization, "headers": session.headers}
+        clock.set(expiry_ist.timestamp() - 1)
+        assert profile_with(sim, record).status_code == 200
+        clock.set(expiry_ist.timestamp())
+        assert profile_with(sim, record).status_code == 403
