@@ -52,7 +52,8 @@ class WarpClock(SystemClock):
 
     Short sleeps (under ``warp_from`` seconds) are real, so threads that poll a lease still interleave
     as in production; long ones (a TOTP window, a backoff) jump ahead at once. Share one instance
-    between the simulators and the core so both see the same time.
+    between the simulators and the core so both see the same time. Not for measuring concurrent pacing:
+    threads that jump at once send their requests in whatever real order they wake.
 
     Example:
         >>> clock = WarpClock(offset=-40.0)   # a clock 40 s slow

@@ -12,7 +12,9 @@ from typing import Any
 
 import pyotp
 from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.tradejini import TradejiniSimulator
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,7 @@ class Kit:
     login_endpoint: str
     validate_endpoint: str
     has_totp: bool
-    seed: Callable[[Any], dict[str, Any]]  # registers an account in the simulator, returns credentials
-    user: Callable[[dict[str, Any]], str]  # the simulator's account key for login counts
+    seed: Callable[[Any], dict[str, Any]]  # registers the one account of the simulator, returns credentials
     wrong_password: Callable[[dict[str, Any]], dict[str, Any]]
     dead_api_key: Callable[[dict[str, Any]], dict[str, Any]]
     # Answers that cannot tell a wrong secret from a stale code are retried once, in the next window.
@@ -52,9 +53,57 @@ ANGELONE = Kit(
     validate_endpoint="profile",
     has_totp=True,
     seed=_angel_seed,
-    user=lambda creds: creds["client_code"],
     wrong_password=lambda creds: {**creds, "pin": "1133"},
     dead_api_key=lambda creds: {**creds, "api_key": "revoked-angel-key"},
 )
 
-KITS: list[Kit] = [ANGELONE]
+
+def _tradejini_seed(sim: TradejiniSimulator) -> dict[str, Any]:
+    secret = pyotp.random_base32()
+    sim.add_account(user_id="FTJ001", api_key="fault-tj-key", pin="4680", totp_secret=secret, user_name="Fault")
+    return {
+        "broker": "tradejini",
+        "api_key": "fault-tj-key",
+        "password": "4680",
+        "totp_secret": secret,
+        "base_url": sim.url,
+    }
+
+
+TRADEJINI = Kit(
+    broker="tradejini",
+    simulator=TradejiniSimulator,
+    login_endpoint="login",
+    validate_endpoint="details",
+    has_totp=True,
+    seed=_tradejini_seed,
+    wrong_password=lambda creds: {**creds, "password": "1122"},
+    dead_api_key=lambda creds: {**creds, "api_key": "revoked-tj-key"},
+    ambiguous_rejection=True,  # a bare 401 for key, PIN, code and IP alike
+)
+
+
+def _autoshares_seed(sim: AutoSharesSimulator) -> dict[str, Any]:
+    sim.add_app_key("fault-etna-app")
+    sim.add_account("fault.user", "Fault-Passw0rd!", two_factor=False)
+    return {
+        "broker": "autoshares",
+        "app_key": "fault-etna-app",
+        "username": "fault.user",
+        "password": "Fault-Passw0rd!",
+        "base_url": sim.url,
+    }
+
+
+AUTOSHARES = Kit(
+    broker="autoshares",
+    simulator=AutoSharesSimulator,
+    login_endpoint="token",
+    validate_endpoint="user_info",
+    has_totp=False,
+    seed=_autoshares_seed,
+    wrong_password=lambda creds: {**creds, "password": "Wrong-Passw0rd!"},
+    dead_api_key=lambda creds: {**creds, "app_key": "revoked-etna-app"},
+)
+
+KITS: list[Kit] = [ANGELONE, TRADEJINI, AUTOSHARES]
