@@ -117,6 +117,22 @@ def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str] |
     return values
 
 
+def pseudo_parameters(*, stack_name: str, region: str, account: str, partition: str = "aws") -> dict[str, str]:
+    """The AWS:: pseudo parameters a template may reference, for one stack.
+
+    Example:
+        >>> pseudo_parameters(stack_name="local", region="ap-south-1", account="123456789012")["AWS::StackName"]
+        'local'
+    """
+    return {
+        "AWS::StackName": stack_name,
+        "AWS::Region": region,
+        "AWS::AccountId": account,
+        "AWS::Partition": partition,
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+
 class Resolver:
     """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select from a table of names.
 
@@ -355,13 +371,10 @@ def provision(
     if not region:
         raise TemplateError("the session has no region (set AWS_DEFAULT_REGION)")
     account = session.client("sts").get_caller_identity()["Account"]
+    partition = session.get_partition_for_region(region)
     names: dict[str, Any] = {
         **values,
-        "AWS::StackName": stack_name,
-        "AWS::Region": region,
-        "AWS::AccountId": account,
-        "AWS::Partition": session.get_partition_for_region(region),
-        "AWS::URLSuffix": "amazonaws.com",
+        **pseudo_parameters(stack_name=stack_name, region=region, account=account, partition=partition),
     }
     names.update(_provision_key(session, deployed, Resolver(names)))
     resources = deployed["Resources"]
@@ -380,9 +393,7 @@ def provision(
         if resource["Type"] == "AWS::Serverless::Function":
             function_name = f"{stack_name}-{logical_id}"
             names[logical_id] = function_name
-            names[f"{logical_id}.Arn"] = (
-                f"arn:{names['AWS::Partition']}:lambda:{region}:{account}:function:{function_name}"
-            )
+            names[f"{logical_id}.Arn"] = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
     return LocalResources(
         table_name=names["StateTable"],
         topic_arn=names["AlertTopic"],

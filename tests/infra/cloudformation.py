@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from infra.local.template import Resolver
+from infra.local.template import Resolver, pseudo_parameters
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
@@ -46,14 +46,7 @@ class Deployed:
 
     def resolve(self, value: Any) -> Any:
         """Intrinsics resolved with parameters and pseudo parameters; resources stay symbolic: "<Id.Attr>"."""
-        values = {
-            **self.parameters,
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::Partition": "aws",
-            "AWS::StackName": STACK,
-            "AWS::URLSuffix": "amazonaws.com",
-        }
+        values = {**self.parameters, **pseudo_parameters(stack_name=STACK, region=REGION, account=ACCOUNT)}
         return Resolver(_Symbols(values, self.resources)).resolve(value)
 
     def properties(self, logical_id: str) -> dict[str, Any]:

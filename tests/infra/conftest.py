@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,14 +22,14 @@ def transformed(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def deploy(template: dict[str, Any], transformed: dict[str, Any]) -> Iterator[Callable[..., Deployed]]:
+def deploy(template: dict[str, Any], transformed: dict[str, Any]) -> Callable[..., Deployed]:
     """deploy(**parameters) -> the template as deployed with those parameter overrides."""
 
     def make(**overrides: str) -> Deployed:
         values = parameter_values(template, overrides)
         return Deployed(apply_conditions(transformed, values), values)
 
-    yield make
+    return make
 
 
 @pytest.fixture(scope="session")
