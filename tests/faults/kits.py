@@ -14,6 +14,7 @@ import pyotp
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
+from infra.local.simulators.kite import ZerodhaSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 
 
@@ -31,6 +32,10 @@ class Kit:
     dead_api_key: Callable[[dict[str, Any]], dict[str, Any]]
     # Answers that cannot tell a wrong secret from a stale code are retried once, in the next window.
     ambiguous_rejection: bool = False
+    # Kite tokens die at 06:00 IST: before then no login can be fresh, so such kits run in the morning.
+    daily_reset: bool = False
+    # False where an earlier call of the login (whose Date header shows the skew) precedes the TOTP.
+    totp_in_first_request: bool = True
 
 
 def _angel_seed(sim: AngelOneSimulator) -> dict[str, Any]:
@@ -106,4 +111,34 @@ AUTOSHARES = Kit(
     dead_api_key=lambda creds: {**creds, "app_key": "revoked-etna-app"},
 )
 
-KITS: list[Kit] = [ANGELONE, TRADEJINI, AUTOSHARES]
+
+def _zerodha_seed(sim: ZerodhaSimulator) -> dict[str, Any]:
+    secret = pyotp.random_base32()
+    sim.add_app("fault-kite-key", "fault-kite-api-secret", "https://example.invalid/callback")
+    sim.add_user("FZ1234", "fault-kite-password", secret)
+    return {
+        "broker": "zerodha",
+        "api_key": "fault-kite-key",
+        "api_secret": "fault-kite-api-secret",
+        "user_id": "FZ1234",
+        "password": "fault-kite-password",
+        "totp_secret": secret,
+        "base_url": sim.url,
+        "login_url": sim.login_url,
+    }
+
+
+ZERODHA = Kit(
+    broker="zerodha",
+    simulator=ZerodhaSimulator,
+    login_endpoint="web_login",
+    validate_endpoint="profile",
+    has_totp=True,
+    seed=_zerodha_seed,
+    wrong_password=lambda creds: {**creds, "password": "not-the-kite-password"},
+    dead_api_key=lambda creds: {**creds, "api_key": "revoked-kite-key"},
+    daily_reset=True,
+    totp_in_first_request=False,
+)
+
+KITS: list[Kit] = [ANGELONE, TRADEJINI, AUTOSHARES, ZERODHA]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from infra.local.simulators.base import SimulatorServer
@@ -22,6 +24,7 @@ from tests.faults.kits import KITS, Kit
 from tests.support.harness import Harness
 
 ACCOUNT = "fault-acct"
+IST = ZoneInfo("Asia/Kolkata")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,13 @@ def closed_port() -> int:
 
 
 def _refused(kit: Kit, sim: SimulatorServer, harness: Harness, creds: dict[str, Any]) -> None:
-    harness.add_account(ACCOUNT, {**creds, "base_url": f"http://127.0.0.1:{closed_port()}"})
+    """Every URL of the account (API root, login page) points at a port nobody listens on."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    live = f"http://127.0.0.1:{sim.port}"
+    harness.add_account(
+        ACCOUNT,
+        {key: value.replace(live, dead) if key in ("base_url", "login_url") else value for key, value in creds.items()},
+    )
 
 
 FAULTS = [
@@ -100,8 +109,19 @@ def kit(request: pytest.FixtureRequest) -> Kit:
 
 @pytest.fixture
 def broker_sim(kit: Kit, clock: WarpClock) -> Iterator[SimulatorServer]:
+    if kit.daily_reset:
+        clock.advance(seconds_until_morning(clock))
     with kit.simulator(clock=clock) as sim:
         yield sim
+
+
+def seconds_until_morning(clock: WarpClock) -> float:
+    """Seconds to the next 07:30 IST: the schedule's hour, after every broker's daily reset."""
+    now = clock.now().astimezone(IST)
+    morning = datetime.combine(now.date(), time(7, 30), tzinfo=IST)
+    if morning <= now:
+        morning += timedelta(days=1)
+    return (morning - now).total_seconds()
 
 
 def record(
@@ -143,6 +163,8 @@ def test_fault(kit: Kit, fault: Fault, broker_sim: SimulatorServer, harness: Har
 def test_clock_40_seconds_off(kit: Kit, clock: WarpClock, harness: Harness) -> None:
     if not kit.has_totp:
         pytest.skip(f"{kit.broker} has no TOTP")
+    if kit.daily_reset:
+        clock.advance(seconds_until_morning(clock))
     with kit.simulator(clock=OffsetClock(clock, 40.0)) as sim:
         creds = kit.seed(sim)
         harness.add_account(ACCOUNT, creds)
@@ -171,9 +193,11 @@ def test_clock_far_off_is_corrected_from_the_brokers_date(kit: Kit, clock: WarpC
     """75 s is beyond any broker's one-step tolerance: the first code must fail, the retry must not."""
     if not kit.has_totp:
         pytest.skip(f"{kit.broker} has no TOTP")
+    if kit.daily_reset:
+        clock.advance(seconds_until_morning(clock))
     with kit.simulator(clock=OffsetClock(clock, 75.0)) as sim:
         creds = kit.seed(sim)
         harness.add_account(ACCOUNT, creds)
         [outcome] = harness.refresher().run().outcomes
         assert outcome.state is AccountState.FRESH, outcome.error
-        assert sim.count(kit.login_endpoint) == 2
+        assert sim.count(kit.login_endpoint) == (2 if kit.totp_in_first_request else 1)
