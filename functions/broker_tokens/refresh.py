@@ -28,7 +28,7 @@ from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
 from broker_tokens.freshness import is_fresh, token_state
 from broker_tokens.logs import logger
-from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord
+from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord, iso
 from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
@@ -340,7 +340,8 @@ class Refresher:
         record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=now, source=source)
         if cls.stores_token:
             self.secrets.write_token(record)
-        state = AccountState.FRESH if cls.stores_token else AccountState.HEALTHY
+        # Honest even right after a login: a Kite token issued before 06:00 IST dies at the reset.
+        state = token_state(record, now, self.settings, cls.daily_reset) if cls.stores_token else AccountState.HEALTHY
         self.state.put(
             AccountStatus(
                 account=creds.account,
@@ -354,7 +355,14 @@ class Refresher:
         )
         if not cls.stores_token:
             return Outcome(creds.account, cls.name, state, action="checked", logins=logins)
-        return self._fresh_outcome(creds, record, action="logged-in", logins=logins)
+        outcome = self._fresh_outcome(creds, record, action="logged-in", logins=logins)
+        if state is not AccountState.FRESH:
+            outcome.state = state
+            outcome.error = (
+                f"the new token expires at {iso(record.expires_at)}, before today's trading day ends"
+                " (the broker's daily reset); the next scheduled run after it logs in again"
+            )
+        return outcome
 
     def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int, keep_pending: bool = False) -> Outcome:
         cls = creds.broker_class
