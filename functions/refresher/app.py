@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from broker_tokens.events import parse_refresh_event
@@ -41,8 +42,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return report.to_dict()
 
 
-def record_metrics(report: Report) -> None:
-    """EMF metrics the alarms and the dashboard read (names are fixed in template.yaml)."""
+def record_metrics(report: Report, now: datetime | None = None) -> None:
+    """EMF metrics the alarms and the dashboard read (names are fixed in template.yaml).
+
+    Service-level datapoints feed the alarms; per-broker ones (dimension ``broker``) feed the dashboard.
+    """
+    now = now or datetime.now(UTC)
     logged_in = [o for o in report.outcomes if o.action == "logged-in" and o.state is AccountState.FRESH]
     failed = [o for o in report.outcomes if o.state in (AccountState.FAILED, AccountState.NEEDS_ATTENTION)]
     metrics.add_metric(name="RefreshSucceeded", unit=MetricUnit.Count, value=len(logged_in))
@@ -50,3 +55,21 @@ def record_metrics(report: Report) -> None:
     metrics.add_metric(name="AccountsNotFresh", unit=MetricUnit.Count, value=len(report.not_fresh))
     for outcome in logged_in:
         metrics.add_metric(name="LoginLatencyMs", unit=MetricUnit.Milliseconds, value=outcome.duration_ms)
+    for outcome in report.outcomes:
+        if outcome.state is AccountState.FRESH and outcome.issued_at:
+            age = (now - outcome.issued_at).total_seconds()
+            metrics.add_metric(name="TokenAgeSeconds", unit=MetricUnit.Seconds, value=max(0.0, age))
+    for broker in sorted({o.broker for o in report.outcomes if o.broker}):
+        per_broker = {
+            "RefreshSucceeded": sum(1 for o in logged_in if o.broker == broker),
+            "RefreshFailed": sum(1 for o in failed if o.broker == broker),
+        }
+        for name, value in per_broker.items():
+            with single_metric(
+                name=name,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=metrics.namespace,
+                default_dimensions=metrics.default_dimensions,
+            ) as metric:
+                metric.add_dimension(name="broker", value=broker)
