@@ -20,6 +20,8 @@ from broker_tokens.models import Outcome
 from broker_tokens.refresh import NotFreshError, Report
 from broker_tokens.table import outcome_table
 from infra.local.demo import seed_demo_accounts
+from infra.local.front import DEFAULT_PORT as DEFAULT_FRONT_PORT
+from infra.local.front import demo_access
 from infra.local.lambda_context import LocalLambdaContext
 from infra.local.stack import LocalStack
 from refresher.app import lambda_handler
@@ -27,11 +29,12 @@ from refresher.app import lambda_handler
 
 def run(keep: bool) -> int:
     """Start, seed, refresh, show; returns the process exit code."""
-    with LocalStack() as stack:
+    with LocalStack(front_port=DEFAULT_FRONT_PORT) as stack:
         print("broker-tokens embedded stack (all on 127.0.0.1, no AWS account used)")
         print(f"  {'moto (Secrets Manager, DynamoDB, SNS, KMS, SQS)':<50}{stack.moto.endpoint}")
         for name, sim in stack.simulators.items():
             print(f"  {name + ' simulator':<50}{sim.url}")
+        print(f"  {'token API (a local Function URL)':<50}{stack.front.url}")
         demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
         print(f"Seeded {len(demos)} demo account(s): " + ", ".join(f"{d.account} ({d.broker})" for d in demos))
         print("Running the refresher as the 07:30 IST schedule would...\n")
@@ -52,6 +55,12 @@ Read a token from an app (secret {stack.prefix}/{example}/token):
     secrets = boto3.client("secretsmanager")
     token = json.loads(secrets.get_secret_value(SecretId="{stack.prefix}/{example}/token")["SecretString"])
 then send token["authorization"] as the Authorization header, plus token["headers"].""")
+        table = stack.resources.table_name if stack.resources else stack.environment["STATE_TABLE_NAME"]
+        access = demo_access(table, stack.front.url, example)
+        when = "" if keep else ", while the stack runs (make run KEEP=1)"
+        print(f"""
+Or through the token API, with the demo API key (every account; read and refresh){when}:
+    {access.curl}""")
         if keep:
             print("\nThe stack stays up; use these settings in another shell (Ctrl-C stops it):")
             for key in (

@@ -12,6 +12,8 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
+from broker_tokens.clock import SYSTEM_CLOCK
+from infra.local.front import LocalFront, local_token_api
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
@@ -44,8 +46,18 @@ class LocalStack:
         True
     """
 
-    def __init__(self, *, clock: Any = time, prefix: str = "broker-tokens", moto: MotoServer | None = None):
+    def __init__(
+        self,
+        *,
+        clock: Any = time,
+        prefix: str = "broker-tokens",
+        moto: MotoServer | None = None,
+        front_port: int = 0,
+        auth_mode: str = "api_key",
+    ):
         self.clock = clock
+        # The token API's local front (Function URL events to token_api.app); `front.url` once started.
+        self.front = LocalFront(port=front_port, auth_mode=auth_mode)
         self.prefix = prefix
         self.moto = moto or MotoServer()
         self._owns_moto = moto is None
@@ -65,10 +77,16 @@ class LocalStack:
         }
         os.environ.update(self.environment)
         self.simulators = {name: simulator(clock=self.clock).start() for name, simulator in SIMULATORS.items()}
+        api_clock = self.clock if hasattr(self.clock, "now") else SYSTEM_CLOCK
+        self.front.api = local_token_api(
+            self.environment, self.resources, clock=api_clock, auth_mode=self.front.auth_mode
+        )
+        self.front.start()
         return self
 
     def stop(self) -> None:
-        """Stop the simulators (and moto, when this stack started it)."""
+        """Stop the token API front, the simulators (and moto, when this stack started it)."""
+        self.front.stop()
         for simulator in self.simulators.values():
             simulator.stop()
         self.simulators = {}

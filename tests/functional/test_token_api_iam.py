@@ -1,0 +1,92 @@
+"""IAM mode (an AWS_IAM Function URL: SigV4-signed callers by ARN) and the apps' TokenApiClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from botocore.credentials import Credentials
+from infra.local.front import function_url_event
+from infra.local.lambda_context import LocalLambdaContext
+from infra.local.moto_server import MotoServer
+from infra.local.template import LocalResources
+
+from broker_tokens.client import TokenApiClient, TokenApiError
+from broker_tokens.clock import WarpClock
+from tests.functional.test_token_api import Api, angel1_fixture, api_fixture, start_api  # noqa: F401 - fixtures
+from tests.support.harness import Harness
+from tests.support.logsink import remember_secret
+
+ROLE = "arn:aws:iam::000000000000:role/trading-bot"
+SESSION = "arn:aws:sts::000000000000:assumed-role/trading-bot/i-0123456789"
+BOT = Credentials("AKIDLOCALBOT", "local-bot-secret-key-0001")
+STRANGER = Credentials("AKIDLOCALSTRANGER", "local-stranger-secret-key-0002")
+
+
+@pytest.fixture
+def iam_api(harness: Harness, moto: MotoServer, cloud: LocalResources, clock: WarpClock) -> Iterator[Api]:
+    started = start_api(harness, moto, cloud, clock, auth_mode="iam")
+    remember_secret(BOT.secret_key, STRANGER.secret_key)
+    started.front.add_identity(BOT.access_key, BOT.secret_key, SESSION)
+    started.front.add_identity(STRANGER.access_key, STRANGER.secret_key, "arn:aws:iam::000000000000:user/stranger")
+    started.callers.add("trading-bot", ["angel-*"], ["read", "refresh"], principal_arn=ROLE)
+    yield started
+    started.front.stop()
+
+
+def signing_client(front: Api, credentials: Credentials) -> TokenApiClient:
+    return TokenApiClient(front.url, credentials=credentials, region="ap-south-1")
+
+
+def test_a_signed_request_of_a_registered_role_gets_the_token(
+    iam_api: Api, angel1: dict[str, Any], harness: Harness
+) -> None:
+    bot = signing_client(iam_api, BOT)
+    assert bot.token("angel-1") == harness.token("angel-1")
+    assert [line["account"] for line in bot.accounts()] == ["angel-1"]
+    refreshed = bot.refresh("angel-1")
+    assert refreshed == harness.token("angel-1") and refreshed["source"] == "api"
+
+
+def test_unsigned_badly_signed_and_unregistered_callers_are_refused(iam_api: Api, angel1: dict[str, Any]) -> None:
+    path = f"{iam_api.url}/accounts/angel-1/token"
+    unsigned = requests.get(path, timeout=5)
+    assert unsigned.status_code == 403 and unsigned.json() == {"Message": "Forbidden"}  # the URL's own refusal
+    key = iam_api.key()
+    assert requests.get(path, headers={"Authorization": f"Bearer {key}"}, timeout=5).status_code == 403
+    forged = signing_client(iam_api, Credentials(BOT.access_key, "not-the-secret-key"))
+    with pytest.raises(TokenApiError) as refused:
+        forged.token("angel-1")
+    assert refused.value.status == 403
+    with pytest.raises(TokenApiError) as stranger:
+        signing_client(iam_api, STRANGER).token("angel-1")
+    assert stranger.value.status == 403 and stranger.value.message == "this IAM principal is not a registered caller"
+
+
+def test_a_registered_role_is_held_to_its_scope(iam_api: Api, angel1: dict[str, Any]) -> None:
+    with pytest.raises(TokenApiError) as refused:
+        signing_client(iam_api, BOT).token("kite-1")
+    assert refused.value.status == 403 and refused.value.error == "forbidden"
+
+
+def test_the_callback_needs_no_caller_in_iam_mode(iam_api: Api, angel1: dict[str, Any]) -> None:
+    # Behind an AWS_IAM URL the browser cannot reach it unsigned (see docs/token-api.md); the function
+    # itself asks for no caller: this account awaits no login, so it says exactly that.
+    assert iam_api.front.api is not None
+    event = function_url_event("GET", "/callback/angel-1?request_token=abcdefgh1234&status=success", [], b"")
+    answer = iam_api.front.api.handle(event, LocalLambdaContext("token-api"))  # type: ignore[arg-type]
+    assert answer["statusCode"] == 409 and "not awaiting a login" in answer["body"]
+
+
+def test_the_api_key_client(api: Api, angel1: dict[str, Any], harness: Harness) -> None:
+    bot = TokenApiClient(api.url, api_key=api.key(accounts=("angel-*",)))
+    assert bot.token("angel-1") == harness.token("angel-1")
+    assert [line["account"] for line in bot.accounts()] == ["angel-1"]
+    assert bot.refresh("angel-1")["access_token"] == (harness.token("angel-1") or {})["access_token"]
+    with pytest.raises(TokenApiError) as refused:
+        bot.token("kite-1")
+    assert refused.value.status == 403
+    with pytest.raises(ValueError, match="account ids"):
+        bot.token("../accounts")

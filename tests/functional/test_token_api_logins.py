@@ -1,0 +1,244 @@
+"""Logins a person finishes (BlinkX's browser redirect, AutoShares' e-mailed code), PiTrade's signed
+JWTs, and the refresher function's event contract (LambdaBackend), all over the local front.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pyotp
+import pytest
+import requests
+from infra.local.lambda_context import LocalLambdaContext
+from infra.local.moto_server import MotoServer
+from infra.local.simulators.angelone import AngelOneSimulator
+from infra.local.simulators.autoshares import AutoSharesSimulator
+from infra.local.simulators.kite import BlinkXSimulator
+from infra.local.simulators.pitrade import PiTradeSimulator
+from infra.local.template import LocalResources
+
+from broker_tokens.backend import LambdaBackend
+from broker_tokens.clock import WarpClock
+from broker_tokens.runtime import container_refresher
+from refresher.app import lambda_handler as refresher_handler
+from tests.functional.test_refresh_angelone import angel_account
+from tests.functional.test_token_api import Api, api_fixture, start_api  # noqa: F401 - `api` is a fixture
+from tests.support.harness import Harness
+from tests.support.logsink import remember_secret
+
+# -- BlinkX: the browser redirect --------------------------------------------------------------------
+
+
+def blinkx_account(sim: BlinkXSimulator, harness: Harness, front: Api, account: str = "blinkx-1") -> dict[str, str]:
+    """A BlinkX app whose redirect URL is the front's callback, and the person who logs in to it."""
+    api_key, api_secret = "bx-app-key", secrets.token_urlsafe(24)
+    person = {"user_id": "BX1234", "password": secrets.token_urlsafe(12), "totp_secret": pyotp.random_base32()}
+    remember_secret(person["password"], person["totp_secret"])
+    sim.add_app(api_key, api_secret, f"{front.url}/callback/{account}")
+    sim.add_user(person["user_id"], person["password"], person["totp_secret"])
+    credentials = {"broker": "blinkx", "api_key": api_key, "api_secret": api_secret}
+    harness.add_account(account, {**credentials, "base_url": sim.url, "login_url": sim.login_url})
+    return {**person, "api_key": api_key}
+
+
+def log_in_as_a_person(sim: BlinkXSimulator, person: dict[str, str], clock: WarpClock) -> str:
+    """Submit the broker's login form; return where the broker redirects the browser."""
+    form = {
+        "v": "3",
+        "api_key": person["api_key"],
+        "user_id": person["user_id"],
+        "password": person["password"],
+        "totp": pyotp.TOTP(person["totp_secret"]).at(clock.time()),
+    }
+    answer = requests.post(sim.login_url, data=form, allow_redirects=False, timeout=5)
+    assert answer.status_code in (302, 303), answer.text[:200]
+    return str(answer.headers["Location"])
+
+
+def test_a_browser_login_completes_through_the_callback(
+    api: Api, blinkx: BlinkXSimulator, harness: Harness, clock: WarpClock
+) -> None:
+    person = blinkx_account(blinkx, harness, api)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.state.value == "awaiting-login"
+    key = api.key()
+    login = api.call("GET", "/accounts/blinkx-1/login", key)
+    assert login.status_code == 200 and login.json()["login_url"].startswith(blinkx.login_url)
+    redirect = log_in_as_a_person(blinkx, person, clock)
+    assert redirect.startswith(f"{api.url}/callback/blinkx-1?")
+    callback = api.call("GET", redirect.removeprefix(api.url))  # the browser follows it: no caller
+    assert callback.status_code == 200, callback.text
+    stored = harness.token("blinkx-1") or {}
+    # Before 06:00 IST a Kite-family token dies at the reset: stored, but "expiring".
+    assert callback.json()["state"] in ("fresh", "expiring") and stored["source"] == "callback"
+    assert stored["access_token"] not in callback.text  # a browser is not a token reader
+    again = api.call("GET", redirect.removeprefix(api.url))
+    assert again.status_code == 409  # single use: the account no longer awaits a login
+    assert api.call("GET", "/accounts/blinkx-1/token", key).json() == stored
+
+
+def test_a_refresh_of_a_browser_login_account_answers_where_to_log_in(
+    api: Api, blinkx: BlinkXSimulator, harness: Harness
+) -> None:
+    blinkx_account(blinkx, harness, api)
+    answer = api.call("POST", "/accounts/blinkx-1/refresh", api.key())
+    assert answer.status_code == 202
+    assert answer.json()["state"] == "awaiting-login" and answer.json()["login_url"].startswith(blinkx.login_url)
+
+
+def test_a_callback_with_a_forged_request_token_leaves_the_login_open(
+    api: Api, blinkx: BlinkXSimulator, harness: Harness
+) -> None:
+    blinkx_account(blinkx, harness, api)
+    harness.refresher().run()
+    forged = api.call("GET", "/callback/blinkx-1?request_token=abcdefabcdef1234&action=login&status=success")
+    assert 400 <= forged.status_code < 600 and forged.status_code != 200
+    assert harness.token("blinkx-1") is None
+    assert api.call("GET", "/accounts/blinkx-1/login", api.key()).status_code in (200, 409)
+
+
+# -- AutoShares: the e-mailed code -------------------------------------------------------------------
+
+
+def etna_account(sim: AutoSharesSimulator, harness: Harness, account: str = "etna-2") -> str:
+    password = secrets.token_urlsafe(12)
+    sim.add_app_key("etna-app-key")
+    sim.add_account("trader2", password, two_factor=True)
+    credentials = {
+        "broker": "autoshares",
+        "app_key": "etna-app-key",
+        "username": "trader2",
+        "password": password,
+        "base_url": sim.url,
+    }
+    harness.add_account(account, credentials)
+    return "trader2"
+
+
+def test_an_emailed_code_completes_the_login(api: Api, autoshares: AutoSharesSimulator, harness: Harness) -> None:
+    username = etna_account(autoshares, harness)
+    key = api.key()
+    started = api.call("POST", "/accounts/etna-2/refresh", key)
+    assert started.status_code == 202 and started.json()["state"] == "awaiting-verification"
+    code = autoshares.outbox(username)[-1]
+    remember_secret(code)
+    answer = api.call("POST", "/accounts/etna-2/verification", key, json={"code": code})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == harness.token("etna-2") and answer.json()["source"] == "callback"
+    repeat = api.call("POST", "/accounts/etna-2/verification", key, json={"code": code})
+    assert repeat.status_code == 409
+
+
+# -- PiTrade: a JWT signed per request ---------------------------------------------------------------
+
+
+def pitrade_account(sim: PiTradeSimulator, harness: Harness, *, tagged: bool = True) -> str:
+    secret_key = secrets.token_urlsafe(32)
+    sim.add_client("pt-client", secret_key)
+    remember_secret(secret_key)
+    text = json.dumps({"broker": "pitrade", "client_id": "pt-client", "secret_key": secret_key, "base_url": sim.url})
+    tags = [{"Key": "broker", "Value": "pitrade"}] if tagged else []
+    harness.secrets_client.create_secret(Name="broker-tokens/pt-1/credentials", SecretString=text, Tags=tags)
+    return secret_key
+
+
+@pytest.mark.parametrize("tagged", [True, False])
+def test_pitrade_tokens_are_jwts_signed_for_each_request(
+    api: Api, pitrade: PiTradeSimulator, harness: Harness, tagged: bool
+) -> None:
+    secret_key = pitrade_account(pitrade, harness, tagged=tagged)
+    assert harness.refresher().run().ok  # the run checks the keys: the account is healthy
+    answer = api.call("GET", "/accounts/pt-1/token", api.key())
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    claims = jwt.decode(record["access_token"], secret_key, algorithms=["HS256"])
+    assert claims["clientId"] == "pt-client" and 0 < claims["exp"] - claims["iat"] <= 900
+    assert record["broker"] == "pitrade" and record["source"] == "api"
+    assert record["authorization"] == f"Bearer {record['access_token']}"
+    portfolio = requests.get(f"{pitrade.url}/portfolio", headers={"Authorization": record["authorization"]}, timeout=5)
+    assert portfolio.status_code == 200 and isinstance(portfolio.json(), list)
+    assert harness.token("pt-1") is None  # nothing is stored for PiTrade
+
+
+def test_a_pitrade_refresh_answers_a_signed_jwt(api: Api, pitrade: PiTradeSimulator, harness: Harness) -> None:
+    pitrade_account(pitrade, harness)
+    answer = api.call("POST", "/accounts/pt-1/refresh", api.key())
+    assert answer.status_code == 200 and answer.json()["authorization"].startswith("Bearer ey")
+
+
+# -- LambdaBackend: the refresher function's own event -----------------------------------------------
+
+
+class InProcessLambda:
+    """Lambda Invoke of the refresher function, run here: the real handler gets the real event."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:  # noqa: N803
+        assert InvocationType == "RequestResponse"
+        event = json.loads(Payload)
+        self.events.append(event)
+        try:
+            result: Any = refresher_handler(event, LocalLambdaContext(FunctionName))
+        except Exception as exc:  # what Lambda reports for a function that raised
+            error = {"errorMessage": str(exc), "errorType": type(exc).__name__}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(error).encode())}
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
+
+
+@pytest.fixture
+def lambda_api(
+    harness: Harness, moto: MotoServer, cloud: LocalResources, clock: WarpClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Api, InProcessLambda]]:
+    """The API with logins handed to the refresher function (as in AWS), that function run in-process."""
+    for name, value in {**cloud.environment("RefresherFunction"), "BROKER_HTTP_TIMEOUT_SECONDS": "5"}.items():
+        monkeypatch.setenv(name, value)
+    container_refresher.cache_clear()
+    invoker = InProcessLambda()
+    started = start_api(harness, moto, cloud, clock)
+    function = cloud.environment("TokenApiFunction")["REFRESHER_FUNCTION_NAME"]
+    started.service.backend = LambdaBackend(function, client=invoker)
+    yield started, invoker
+    started.front.stop()
+    container_refresher.cache_clear()
+
+
+def test_a_refresh_is_handed_to_the_refresher_function(
+    lambda_api: tuple[Api, InProcessLambda], angel: AngelOneSimulator, harness: Harness
+) -> None:
+    front, invoker = lambda_api
+    angel_account(angel, harness)
+    answer = front.call("POST", "/accounts/angel-1/refresh", front.key())
+    assert answer.status_code == 200 and answer.json() == harness.token("angel-1")
+    assert invoker.events == [{"accounts": ["angel-1"], "force": True, "source": "api"}]
+
+
+def test_a_failed_run_of_the_refresher_function_is_reported_from_the_state_table(
+    lambda_api: tuple[Api, InProcessLambda], angel: AngelOneSimulator, harness: Harness
+) -> None:
+    front, _ = lambda_api
+    credentials = angel_account(angel, harness)
+    harness.add_account("angel-1", {**credentials, "pin": "9753"})  # a wrong MPIN: permanent
+    answer = front.call("POST", "/accounts/angel-1/refresh", front.key())
+    assert answer.status_code == 409
+    assert answer.json()["error"] == "login-failed" and answer.json()["state"] == "needs-attention"
+
+
+def test_a_callback_is_handed_to_the_refresher_function(
+    lambda_api: tuple[Api, InProcessLambda], blinkx: BlinkXSimulator, harness: Harness, clock: WarpClock
+) -> None:
+    front, invoker = lambda_api
+    person = blinkx_account(blinkx, harness, front)
+    harness.refresher().run()
+    redirect = log_in_as_a_person(blinkx, person, clock)
+    answer = front.call("GET", redirect.removeprefix(front.url))
+    assert answer.status_code == 200, answer.text
+    [event] = invoker.events
+    assert event["source"] == "callback" and event["complete"]["account"] == "blinkx-1"
+    assert (harness.token("blinkx-1") or {})["source"] == "callback"
