@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 from broker_tokens.clock import Clock
 
@@ -31,13 +32,19 @@ class RateLimiter:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, key: str | None, interval: float) -> None:
-        """Block until a call under ``key`` is allowed, and book the slot."""
+    def wait(self, key: str | None, interval: float, *, earliest: Callable[[float], float] | None = None) -> None:
+        """Block until a call under ``key`` is allowed, and book the slot.
+
+        ``earliest`` moves a slot to the first instant the call can really leave at (a TOTP login waits
+        out the end of a code's window), so the calls after it are spaced from when it really goes.
+        """
         if key is None:
             return
         with self._lock:
             now = self.clock.time()
             slot = max(now, self._next.get(key, now))
+            if earliest is not None:
+                slot = max(slot, earliest(slot))
             self._next[key] = slot + interval * HEADROOM
         self.clock.sleep(slot - now)
 

@@ -14,7 +14,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -33,7 +34,9 @@ from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
 from broker_tokens.secrets import SecretStore
+from broker_tokens.standing import from_status, standing
 from broker_tokens.state import AccountStatus, LeaseStatus, StateStore, lease
+from broker_tokens.totp import ready_at
 
 LEASE_POLL_SECONDS = 0.2
 
@@ -122,14 +125,26 @@ class Refresher:
     def run(
         self, accounts: Sequence[str] | None = None, *, force: bool = False, source: Source = Source.SCHEDULE
     ) -> Report:
-        """Refresh the named accounts (all discovered ones when None), concurrently."""
-        names = sorted(set(accounts)) if accounts else self.secrets.list_accounts()
-        if not names:
-            return Report()
-        workers = max(1, min(self.settings.max_workers, len(names)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refresh") as pool:
-            outcomes = list(pool.map(lambda name: self.refresh(name, force=force, source=source), names))
-        return Report(outcomes)
+        """Refresh the named accounts (all discovered ones when None), concurrently.
+
+        Accounts of a broker that paces logins per source IP (known from the credentials secret's
+        ``broker`` tag) get up to ``max_workers`` threads of their own and start first: their logins
+        queue one behind another and set the run's length, and their threads mostly sleep until a login
+        slot, so the other accounts must not wait behind them. The report stays in name order.
+        """
+        brokers = {} if accounts else self.secrets.account_brokers()
+        names = sorted(set(accounts)) if accounts else sorted(brokers)
+        paced = [name for name in names if _paced_per_ip(brokers.get(name))]
+        rest = [name for name in names if not _paced_per_ip(brokers.get(name))]
+        with ExitStack() as pools:
+            started: list[tuple[str, Future[Outcome]]] = []
+            for group in (paced, rest):
+                if group:
+                    workers = max(1, min(self.settings.max_workers, len(group)))
+                    pool = pools.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="refresh"))
+                    started += [(name, pool.submit(self.refresh, name, force=force, source=source)) for name in group]
+            done = {name: future.result() for name, future in started}
+        return Report([done[name] for name in names])
 
     def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
         """Make one account fresh; never raises, every failure becomes the outcome."""
@@ -148,40 +163,20 @@ class Refresher:
 
     def describe(self, account: str) -> Outcome:
         """Where an account stands, from its token, its state and secret metadata: no broker call, and no
-        credentials value read (the token API, which calls this, may not read credentials).
+        credentials value read (see :mod:`broker_tokens.standing`).
         """
         try:
             version, tags = self.secrets.credentials_metadata(account)
         except AccountNotFoundError as exc:
             return Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
-        status = self.state.get(account)
-        token = self.secrets.read_token(account)
-        name = status.broker or (token.broker if token else None) or tags.get("broker")
-        try:
-            cls = broker_class(name) if name else None
-        except KeyError:
-            cls = None
-        if cls is None or status.state is AccountState.DISABLED:
-            return self._from_status(status, name) if status.state else Outcome(account, name, AccountState.EXPIRED)
-        if status.blocks_login(version):
-            return self._from_status(status, cls.name)
-        step = status.pending_for(version, self.clock.now())
-        if step:
-            return Outcome(account, cls.name, step.state, login_url=step.login_url, error=step.message)
-        if not cls.stores_token:
-            return (
-                self._from_status(status, cls.name)
-                if status.state
-                else Outcome(account, cls.name, AccountState.EXPIRED)
-            )
-        state = token_state(token, self.clock.now(), self.settings, cls.daily_reset)
-        if state is not AccountState.FRESH and status.state is AccountState.FAILED:
-            outcome = self._from_status(status, cls.name)
-        else:
-            outcome = Outcome(account, cls.name, state)
-        if token:
-            outcome.issued_at, outcome.expires_at = token.issued_at, token.expires_at
-        return outcome
+        return standing(
+            self.state.get(account),
+            self.secrets.read_token(account),
+            credentials_version=version,
+            broker_hint=tags.get("broker"),
+            now=self.clock.now(),
+            settings=self.settings,
+        )
 
     # -- steps --------------------------------------------------------------------------------------
 
@@ -216,7 +211,7 @@ class Refresher:
                 self.state.put(replace(status, broker=cls.name, state=AccountState.DISABLED))
             return Outcome(account, cls.name, AccountState.DISABLED, action="disabled")
         if status.blocks_login(creds.version):
-            outcome = self._from_status(status, cls.name)
+            outcome = from_status(status, cls.name)
             outcome.error = (
                 f"{status.error}; not retried until the credentials secret changes (or `broker-tokens reset {account}`)"
             )
@@ -309,11 +304,15 @@ class Refresher:
                 return skip
         broker = self.adapter_factory(creds)
         rate = broker.login_rate
+        uses_totp = any(spec.kind == "totp" for spec in broker.fields)
         logins = 0
 
         def attempt() -> LoginResult:
             nonlocal logins
-            self.limiter.wait(broker.rate_limit_key(), rate.interval if rate else 0.0)
+            # A TOTP login's slot never falls where its code would wait for the next window.
+            self.limiter.wait(
+                broker.rate_limit_key(), rate.interval if rate else 0.0, earliest=ready_at if uses_totp else None
+            )
             logins += 1
             result = broker.login()
             if isinstance(result, Session):
@@ -458,16 +457,6 @@ class Refresher:
             expires_at=token.expires_at,
         )
 
-    @staticmethod
-    def _from_status(status: AccountStatus, broker: str | None) -> Outcome:
-        return Outcome(
-            status.account,
-            broker,
-            status.state or AccountState.FAILED,
-            error_kind=status.error_kind,
-            error=status.error,
-        )
-
     # -- collaborators ------------------------------------------------------------------------------
 
     def _credentials(self, account: str) -> Credentials:
@@ -476,6 +465,15 @@ class Refresher:
 
     def _default_adapter(self, creds: Credentials) -> Broker:
         return creds.broker_class(creds, http_timeout=self.settings.http_timeout, clock=self.clock)
+
+
+def _paced_per_ip(broker: str | None) -> bool:
+    """True for a broker whose logins are rate-limited per source IP (all of a run's logins share one)."""
+    try:
+        cls = broker_class(broker) if broker else None
+    except KeyError:
+        return False
+    return bool(cls and cls.login_rate and cls.login_rate.scope == "ip")
 
 
 def issued_today(moment: datetime | None, now: datetime, settings: Settings) -> bool:

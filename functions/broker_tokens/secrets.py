@@ -48,14 +48,22 @@ class SecretStore:
 
     def list_accounts(self) -> list[str]:
         """Every account with a credentials secret under the prefix, sorted (no redeploy to add one)."""
-        accounts = set()
+        return sorted(self.account_brokers())
+
+    def account_brokers(self) -> dict[str, str | None]:
+        """Every account with a credentials secret, and the secret's ``broker`` tag (None when untagged).
+
+        The tag comes with the listing at no extra call; it is a hint (the secret's value decides).
+        """
+        accounts: dict[str, str | None] = {}
         paginator = self.client.get_paginator("list_secrets")
         for page in paginator.paginate(Filters=[{"Key": "name", "Values": [f"{self.prefix}/"]}]):
             for entry in page.get("SecretList", []):
                 match = self._credentials_name.fullmatch(entry.get("Name", ""))
                 if match and is_account_id(match.group(1)):
-                    accounts.add(match.group(1))
-        return sorted(accounts)
+                    tags = {tag.get("Key"): tag.get("Value") for tag in entry.get("Tags", [])}
+                    accounts[match.group(1)] = tags.get("broker")
+        return accounts
 
     def read_credentials(self, account: str) -> tuple[str | None, str]:
         """The credentials secret's text and version id; AccountNotFoundError when it does not exist."""

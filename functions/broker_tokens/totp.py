@@ -41,6 +41,26 @@ def seconds_left_in_window(now: float) -> float:
     return STEP_SECONDS - (now % STEP_SECONDS)
 
 
+# A login paced to start at some instant gets there a little late (threads, GIL): keep clear of the wait.
+READY_MARGIN_SECONDS = 0.5
+
+
+def ready_at(moment: float) -> float:
+    """The first instant from ``moment`` on at which :func:`fresh_code` makes a code without waiting.
+
+    Login pacing books its slots through this, so a slot never lands where the code would wait for the
+    next window: logins paced apart would otherwise all leave together when the window turns.
+
+    Example:
+        >>> ready_at(60.0), ready_at(87.0)
+        (60.0, 90.05)
+    """
+    left = seconds_left_in_window(moment)
+    if left < MIN_REMAINING_SECONDS + READY_MARGIN_SECONDS:
+        return moment + left + 0.05
+    return moment
+
+
 def window_index(now: float) -> int:
     """The RFC 6238 counter for an instant.
 
