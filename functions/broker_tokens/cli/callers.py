@@ -1,0 +1,147 @@
+"""`broker-tokens callers add | list | revoke`: who may call the token API, for which accounts and actions.
+
+A caller is an API key (sent as ``Authorization: Bearer <key>``; shown once, stored only as a hash) or an
+IAM principal (``--principal-arn``). Scopes: accounts by name or pattern (``angel-*``), and actions
+``read`` (tokens and states), ``refresh`` (force a refresh), ``admin`` (everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from broker_tokens.callers import ACTIONS, Caller, CallerStore
+from broker_tokens.cli.context import EXIT_OK, CliError, Context
+from broker_tokens.cli.output import HelpFormatter, render_table
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `callers` command group."""
+    group = commands.add_parser(
+        "callers",
+        parents=[common],
+        help="add, list or revoke token API callers (API keys, IAM principals)",
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
+    actions = group.add_subparsers(dest="callers_command", metavar="{add,list,revoke}")
+    group.set_defaults(handler=lambda ctx: _group_help(group))
+
+    add = actions.add_parser(
+        "add",
+        parents=[common],
+        help="create a caller; prints its new API key once",
+        description="Create a caller of the token API. Without --principal-arn it gets an API key, printed "
+        "once on stdout (only its hash is stored). An existing caller is replaced only with --replace (its "
+        "old key stops working at once).",
+        epilog="examples:\n"
+        '  broker-tokens callers add trading-bot --accounts angel-main,"kite-*" --actions read\n'
+        "  broker-tokens callers add ops --accounts '*' --actions read,refresh "
+        "--principal-arn arn:aws:iam::123456789012:role/ops",
+        formatter_class=HelpFormatter,
+    )
+    add.add_argument("name", help="caller name, e.g. trading-bot")
+    add.add_argument("--accounts", required=True, type=comma_list, help="account ids or patterns, comma-separated")
+    add.add_argument("--actions", required=True, type=comma_list, help=f"comma-separated: {', '.join(sorted(ACTIONS))}")
+    add.add_argument("--principal-arn", help="an IAM role or user ARN instead of an API key")
+    add.add_argument("--replace", action="store_true", help="replace an existing caller of that name (new key)")
+    add.set_defaults(handler=add_caller)
+
+    listing = actions.add_parser(
+        "list", parents=[common], help="every caller and its scopes (never a key)", description="List the callers."
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=list_callers)
+
+    revoke = actions.add_parser(
+        "revoke",
+        parents=[common],
+        help="delete a caller (its key stops working at once)",
+        description="Delete a caller; its API key or IAM mapping stops working at once.",
+    )
+    revoke.add_argument("name", help="caller name")
+    revoke.set_defaults(handler=revoke_caller)
+
+
+def _group_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def comma_list(value: str) -> list[str]:
+    """argparse type: ``a,b, c`` as a list without blanks.
+
+    Example:
+        >>> comma_list("angel-main, kite-*,")
+        ['angel-main', 'kite-*']
+    """
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("give at least one value")
+    return items
+
+
+def store(ctx: Context) -> CallerStore:
+    """The caller store on the state table (callers live there)."""
+    if not ctx.table:
+        raise CliError("callers live in the state table: set STATE_TABLE_NAME, or pass --table or --stack")
+    return CallerStore(ctx.table, client=ctx.client("dynamodb"), clock=ctx.clock)
+
+
+def find(callers: list[Caller], name: str) -> Caller | None:
+    """The caller of that name, if any."""
+    return next((caller for caller in callers if caller.name == name), None)
+
+
+def add_caller(ctx: Context) -> int:
+    """Create (or with --replace, replace) a caller; print its key once.
+
+    Example: ``broker-tokens callers add bot --accounts "angel-*" --actions read``
+    """
+    callers = store(ctx)
+    name = ctx.args.name
+    if find(callers.list(), name) is not None and not ctx.args.replace:
+        raise CliError(f"caller '{name}' exists: --replace gives it new scopes and a new key, revoking the old one")
+    try:
+        key = callers.add(name, ctx.args.accounts, ctx.args.actions, principal_arn=ctx.args.principal_arn)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    scopes = f"accounts {', '.join(ctx.args.accounts)}; actions {', '.join(sorted(set(ctx.args.actions)))}"
+    if key is None:
+        ctx.out.print(f"Caller '{name}' = {ctx.args.principal_arn} ({scopes}).")
+        return EXIT_OK
+    ctx.out.print(key)
+    ctx.out.note(
+        f"That is the API key of caller '{name}' ({scopes}). Store it now: it is not shown again. "
+        'Apps send it as "Authorization: Bearer <key>".'
+    )
+    return EXIT_OK
+
+
+def list_callers(ctx: Context) -> int:
+    """Every caller with its scopes.
+
+    Example: ``broker-tokens callers list``
+    """
+    callers = store(ctx).list()
+    if ctx.args.json:
+        ctx.out.json([caller.to_dict() for caller in callers])
+        return EXIT_OK
+    if not callers:
+        ctx.out.print("No callers (add one: broker-tokens callers add NAME --accounts ... --actions read).")
+        return EXIT_OK
+    rows = [[c.name, ",".join(c.accounts), ",".join(sorted(c.actions)), c.principal_arn or "API key"] for c in callers]
+    ctx.out.print(render_table(["caller", "accounts", "actions", "authenticates with"], rows))
+    return EXIT_OK
+
+
+def revoke_caller(ctx: Context) -> int:
+    """Delete a caller.
+
+    Example: ``broker-tokens callers revoke bot``
+    """
+    if not store(ctx).revoke(ctx.args.name):
+        raise CliError(f"no caller named '{ctx.args.name}' (see `broker-tokens callers list`)")
+    ctx.out.print(f"Revoked caller '{ctx.args.name}'.")
+    return EXIT_OK

@@ -1,0 +1,96 @@
+"""The background process behind `broker-tokens local up`: the embedded stack, until told to stop.
+
+Started detached by `local up`; starts moto, the broker simulators and the template's resources,
+seeds a demo account per broker, then writes the state file. It stops on SIGTERM or SIGINT (`local
+down`), when its state file disappears or is taken over, or when its lifetime ends, so a forgotten
+stack never lingers. Run by hand: ``python -m broker_tokens.cli.local_server --state-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from broker_tokens.cli.localstate import (
+    DEFAULT_LIFETIME_HOURS,
+    SERVER_MODULE,
+    import_embedded_stack,
+    read_state,
+    write_state,
+)
+from broker_tokens.logs import logger
+
+POLL_SECONDS = 0.5
+
+
+def serve(state_file: Path, lifetime_seconds: float) -> int:
+    """Run the stack until a stop signal, the loss of the state file, or the end of the lifetime."""
+    import_embedded_stack()
+    from infra.local.demo import seed_demo_accounts  # noqa: PLC0415 - importable only after the path is set
+    from infra.local.stack import LocalStack  # noqa: PLC0415
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    logger.setLevel("WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    pid = os.getpid()
+    deadline = time.monotonic() + lifetime_seconds
+    with LocalStack() as stack:
+        demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
+        write_state(
+            state_file,
+            {
+                "pid": pid,
+                "server": SERVER_MODULE,
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "stops_at": datetime.fromtimestamp(time.time() + lifetime_seconds, UTC).isoformat(timespec="seconds"),
+                "environment": stack.environment,
+                "moto": stack.moto.endpoint,
+                "simulators": {name: sim.url for name, sim in stack.simulators.items()},
+                # The token API's local front, where this version of the stack has one.
+                "token_api": getattr(getattr(stack, "front", None), "url", None),
+                "demo_accounts": [{"account": d.account, "broker": d.broker} for d in demos],
+            },
+        )
+        print(f"local stack up (pid {pid}), state file {state_file}", flush=True)
+        try:
+            while not stop.wait(POLL_SECONDS) and time.monotonic() < deadline:
+                current = read_state(state_file)
+                if current is None or current.get("pid") != pid:
+                    print("state file removed or replaced: stopping", flush=True)
+                    break
+        finally:
+            current = read_state(state_file)
+            if current is not None and current.get("pid") == pid:
+                with contextlib.suppress(FileNotFoundError):
+                    state_file.unlink()
+    print("local stack stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments `local up` passes and serve."""
+    parser = argparse.ArgumentParser(prog=f"python -m {SERVER_MODULE}", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-file", type=Path, required=True, help="where to write the state file")
+    parser.add_argument(
+        "--lifetime-hours", type=float, default=DEFAULT_LIFETIME_HOURS, help="stop by itself after this long"
+    )
+    args = parser.parse_args(argv)
+    return serve(args.state_file.absolute(), args.lifetime_hours * 3600)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

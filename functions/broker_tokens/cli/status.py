@@ -1,0 +1,152 @@
+"""`broker-tokens status`: where every account stands, from its token and state, without any broker call."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context
+from broker_tokens.cli.output import HelpFormatter, render_table, state_colour
+from broker_tokens.errors import ErrorKind
+from broker_tokens.models import AccountState, Outcome
+from broker_tokens.table import local_time
+
+# Reading many accounts' tokens one after another would take a while; a few at a time is plenty.
+DESCRIBE_WORKERS = 8
+HEADERS = ("account", "broker", "state", "issued", "expires", "last error / next step")
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add the `status` command."""
+    parser = commands.add_parser(
+        "status",
+        parents=[common],
+        help="every account's state, token times and last error",
+        description="Every account: broker, state (fresh, expiring, expired, failed, needs-attention, "
+        "awaiting-login, awaiting-verification, healthy, disabled), when its token was issued and expires, "
+        "and the last error. No broker is called. Exit 0 when every account is fresh (or healthy, or "
+        "disabled), 1 otherwise.",
+        epilog="examples:\n  broker-tokens status\n  broker-tokens status --json | jq '.accounts[].state'",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="only these accounts (default: all)")
+    parser.add_argument("--json", action="store_true", help="print JSON ({ok, accounts: [...]})")
+    parser.set_defaults(handler=status)
+
+
+def status(ctx: Context) -> int:
+    """Describe every (or the named) account.
+
+    Example: ``broker-tokens status --json``
+    """
+    names = ctx.require_accounts(list(ctx.args.accounts))
+    refresher = ctx.refresher
+    with ThreadPoolExecutor(max_workers=DESCRIBE_WORKERS, thread_name_prefix="describe") as pool:
+        outcomes = list(pool.map(refresher.describe, names))
+    ok = all(o.state.is_good for o in outcomes)
+    if ctx.args.json:
+        ctx.out.json({"ok": ok, "accounts": [o.to_dict() for o in outcomes]})
+        return EXIT_OK if ok else EXIT_NOT_FRESH
+    if not outcomes:
+        ctx.out.print(f"No accounts under {ctx.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME).")
+        return EXIT_OK
+    ctx.out.print(status_table(outcomes, ctx))
+    print_summary(ctx, outcomes)
+    return EXIT_OK if ok else EXIT_NOT_FRESH
+
+
+def status_table(outcomes: Sequence[Outcome], ctx: Context) -> str:
+    """Account, broker, state (coloured on a terminal), issued, expires, and the last error or next step."""
+    zone = ctx.settings.market_timezone
+    rows = [
+        [
+            o.account,
+            o.broker or "-",
+            o.state.value,
+            local_time(o.issued_at, zone),
+            local_time(o.expires_at, zone),
+            note(o),
+        ]
+        for o in outcomes
+    ]
+    return render_table(HEADERS, rows, colours=[{2: state_colour(o.state)} for o in outcomes], colour=ctx.out.colour)
+
+
+def note(outcome: Outcome) -> str:
+    """The last cell: a login URL, the error with its kind, or the pending step's message.
+
+    Example:
+        >>> from broker_tokens.errors import ErrorKind
+        >>> note(Outcome("a1", "angelone", AccountState.NEEDS_ATTENTION, error_kind=ErrorKind.PERMANENT,
+        ...              error="wrong MPIN [AB1007]"))
+        'permanent: wrong MPIN [AB1007]'
+    """
+    if outcome.login_url:
+        return f"log in at {outcome.login_url}"
+    if outcome.error_kind and outcome.error:
+        return f"{outcome.error_kind.value}: {outcome.error}"
+    return outcome.error or ""
+
+
+def next_step(outcome: Outcome) -> str | None:
+    """The command that moves an account that is not fresh forward.
+
+    Example:
+        >>> next_step(Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN))
+        'broker-tokens login bx REDIRECT_URL_OR_REQUEST_TOKEN'
+    """
+    account = outcome.account
+    match outcome.state:
+        case AccountState.NEEDS_ATTENTION:
+            return f"broker-tokens reset {account}  (once the cause is fixed; wrong credentials: accounts update)"
+        case AccountState.AWAITING_LOGIN:
+            return f"broker-tokens login {account} REDIRECT_URL_OR_REQUEST_TOKEN"
+        case AccountState.AWAITING_VERIFICATION:
+            return f"broker-tokens verify {account} CODE"
+        case AccountState.FAILED if outcome.error_kind is ErrorKind.CONFIGURATION:
+            return f"broker-tokens accounts update {account}"
+        case AccountState.EXPIRED | AccountState.EXPIRING | AccountState.FAILED:
+            return f"broker-tokens refresh {account}"
+    return None
+
+
+def print_summary(ctx: Context, outcomes: Sequence[Outcome]) -> None:
+    """One line of counts, then the next step for each account that is not fresh (on stderr)."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.state.value] = counts.get(o.state.value, 0) + 1
+    ctx.out.note(f"{len(outcomes)} account(s): " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    print_next_steps(ctx, [o for o in outcomes if not o.state.is_good])
+
+
+def next_steps(outcomes: Sequence[Outcome]) -> list[str]:
+    """The next step of each account, with every plain refresh folded into one command.
+
+    Example:
+        >>> next_steps([Outcome("a1", "angelone", AccountState.EXPIRED),
+        ...             Outcome("a2", "angelone", AccountState.FAILED),
+        ...             Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN)])
+        ['broker-tokens login bx REDIRECT_URL_OR_REQUEST_TOKEN', 'broker-tokens refresh a1 a2']
+    """
+    steps: list[str] = []
+    refresh: list[str] = []
+    for outcome in outcomes:
+        step = next_step(outcome)
+        if step == f"broker-tokens refresh {outcome.account}":
+            refresh.append(outcome.account)
+        elif step:
+            steps.append(step)
+    if refresh:
+        steps.append("broker-tokens refresh " + " ".join(refresh))
+    return steps
+
+
+def print_next_steps(ctx: Context, outcomes: Sequence[Outcome]) -> None:
+    """Under a table, on stderr: what to run for the accounts that are not fresh."""
+    steps = next_steps(outcomes)
+    if steps:
+        ctx.out.note("Next:")
+        for step in steps:
+            ctx.out.note(f"  {step}")
