@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -44,6 +45,9 @@ STACK_SETTING = "BROKER_TOKENS_STACK"
 # A CLI waits for a person: an unreachable endpoint must fail in seconds, not after botocore's minute.
 AWS_CONNECT_TIMEOUT_SECONDS = 5
 AWS_READ_TIMEOUT_SECONDS = 30
+
+
+R = TypeVar("R", bound=Refresher)
 
 
 class CliError(Exception):
@@ -213,14 +217,18 @@ class Context:
     @cached_property
     def refresher(self) -> Refresher:
         """The core Refresher, wired as the Lambda function wires it."""
-        settings = self.settings
-        topic = settings.alert_topic_arn
-        return Refresher(
+        return self.build_refresher(Refresher)
+
+    def build_refresher(self, factory: Callable[..., R], **extra: Any) -> R:
+        """A Refresher (or a subclass, given extra keyword arguments) on this command's stores."""
+        topic = self.settings.alert_topic_arn
+        return factory(
             secrets=self.secrets,
             state=self.state,
-            settings=settings,
+            settings=self.settings,
             clock=self.clock,
             alerts=Alerts(topic, client=self.client("sns") if topic else None),
+            **extra,
         )
 
     # -- accounts -----------------------------------------------------------------------------------

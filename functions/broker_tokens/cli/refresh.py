@@ -7,8 +7,8 @@ refresh here while the schedule runs waits for the schedule's login instead of m
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import threading
+from collections.abc import Callable, Sequence
 from textwrap import shorten
 from typing import Any, TextIO
 
@@ -18,7 +18,7 @@ from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context
 from broker_tokens.cli.output import HelpFormatter, isatty, paint, state_colour
 from broker_tokens.cli.status import print_next_steps
 from broker_tokens.models import AccountState, Outcome, Source
-from broker_tokens.refresh import Report
+from broker_tokens.refresh import Refresher, Report
 from broker_tokens.table import outcome_table
 
 # The progress display stays quiet for one account: the table says it all.
@@ -107,13 +107,18 @@ class Progress:
         self.stream = stream
         self.colour = colour
         self.counter = isatty(stream) if counter is None else counter
+        self._lock = threading.Lock()  # accounts finish on the run's worker threads
 
     def start(self) -> None:
         """Show the counter at 0."""
         self._counter()
 
     def finished(self, outcome: Outcome) -> None:
-        """Report one account."""
+        """Report one account (from any thread)."""
+        with self._lock:
+            self._finished(outcome)
+
+    def _finished(self, outcome: Outcome) -> None:
         self.done += 1
         state = paint(outcome.state.value, state_colour(outcome.state), enabled=self.colour)
         detail = f"({outcome.action})"
@@ -137,6 +142,26 @@ class Progress:
             print("\r\033[K", end="", file=self.stream, flush=True)
 
 
+class ReportingRefresher(Refresher):
+    """The core Refresher, telling a listener about each account the moment it finishes.
+
+    The run itself (fan-out, pacing, single flight) stays the core's; only ``refresh`` is wrapped.
+
+    Example:
+        >>> ctx.build_refresher(ReportingRefresher, on_outcome=print).run(["angel-main"])  # doctest: +SKIP
+    """
+
+    def __init__(self, *, on_outcome: Callable[[Outcome], None], **collaborators: Any):
+        super().__init__(**collaborators)
+        self.on_outcome = on_outcome
+
+    def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
+        """Refresh as the core does, then report the outcome."""
+        outcome = super().refresh(account, force=force, source=source)
+        self.on_outcome(outcome)
+        return outcome
+
+
 def refresh_accounts(ctx: Context) -> int:
     """Refresh the named (or all) accounts concurrently, as the Lambda would, and report.
 
@@ -146,31 +171,17 @@ def refresh_accounts(ctx: Context) -> int:
     if not names:
         ctx.out.print(f"No accounts under {ctx.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME).")
         return EXIT_OK
-    refresher = ctx.refresher
-    progress = Progress(len(names), ctx.out.err, colour=ctx.out.err_colour) if len(names) >= PROGRESS_FROM else None
-    outcomes: list[Outcome] = []
-    workers = max(1, min(ctx.settings.max_workers, len(names)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refresh") as pool:
-        pending: set[Future[Outcome]] = {
-            pool.submit(refresher.refresh, name, force=ctx.args.force, source=Source.CLI) for name in names
-        }
-        if progress:
-            progress.start()
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    outcome = future.result()
-                    outcomes.append(outcome)
-                    if progress:
-                        progress.finished(outcome)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)  # logins under way finish and release their leases
-            raise
-        finally:
-            if progress:
-                progress.close()
-    report = Report(sorted(outcomes, key=lambda o: o.account))
+    progress = Progress(len(names), ctx.out.err, colour=ctx.out.err_colour)
+    quiet = len(names) < PROGRESS_FROM
+    refresher = ctx.build_refresher(ReportingRefresher, on_outcome=(lambda _: None) if quiet else progress.finished)
+    if not quiet:
+        progress.start()
+    try:
+        # All accounts: let the core discover them, so it can start per-IP-paced brokers first.
+        report = refresher.run(names if ctx.args.accounts else None, force=ctx.args.force, source=Source.CLI)
+    finally:
+        if not quiet:
+            progress.close()
     return print_report(ctx, report.outcomes)
 
 
