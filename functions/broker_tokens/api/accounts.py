@@ -1,9 +1,9 @@
 """The accounts as the token API sees them: from secret metadata, the state table and token records.
 
-The API's IAM role may not read credentials (except PiTrade's), so it cannot use the Refresher's
-``describe``. It learns each account from ListSecrets metadata instead (the credentials secret's name,
-its ``broker`` tag and its AWSCURRENT version id: no secret value is read) and applies the same rules
-to the state item and the token record.
+The API's IAM role may not read credentials (except PiTrade's). It learns each account from one
+ListSecrets listing (the credentials secret's name, its ``broker`` tag and its AWSCURRENT version id: no
+secret value is read), reads tokens through its cache, and applies the core's rules
+(:func:`broker_tokens.standing.standing`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broker_tokens.brokers import broker_class
 from broker_tokens.clock import Clock
 from broker_tokens.config import Settings
-from broker_tokens.freshness import token_state
-from broker_tokens.models import AccountState, Outcome, TokenRecord, is_account_id
+from broker_tokens.models import Outcome, TokenRecord, is_account_id
+from broker_tokens.standing import known_broker, standing
 from broker_tokens.state import AccountStatus, StateStore
 
 if TYPE_CHECKING:
@@ -50,21 +49,6 @@ class AccountEntry:
     def broker_class(self) -> type[Broker] | None:
         """The adapter class the ``broker`` tag names, or None when untagged or unknown."""
         return known_broker(self.broker)
-
-
-def known_broker(name: str | None) -> type[Broker] | None:
-    """The adapter class of a broker name, or None.
-
-    Example:
-        >>> known_broker("angelone").name, known_broker("nope")
-        ('angelone', None)
-    """
-    if not name:
-        return None
-    try:
-        return broker_class(name)
-    except KeyError:
-        return None
 
 
 def token_record(data: dict[str, Any] | None) -> TokenRecord | None:
@@ -154,52 +138,20 @@ class AccountDescriber:
         self.clock = clock
 
     def describe(self, entry: AccountEntry, status: AccountStatus | None = None) -> Outcome:
-        """The account's state and token times; never a token value."""
-        status = status or self.states.get(entry.account)
-        cls = entry.broker_class or known_broker(status.broker)
-        now = self.clock.now()
-        if status.blocks_login(entry.credentials_version):
-            return self._from_status(status, cls)
-        step = status.pending_for(entry.credentials_version, now)
-        if step:
-            return Outcome(entry.account, _name(cls), step.state, login_url=step.login_url, error=step.message)
-        if cls is not None and not cls.stores_token:
-            return (
-                self._from_status(status, cls)
-                if status.state
-                else Outcome(entry.account, cls.name, AccountState.EXPIRED)
-            )
-        token = token_record(self.tokens.get(entry.account))
-        cls = cls or known_broker(token.broker if token else None)
-        state = token_state(token, now, self.settings, cls.daily_reset if cls else None)
-        if state is not AccountState.FRESH and status.state is AccountState.FAILED:
-            return self._from_status(status, cls)
-        return Outcome(
-            entry.account,
-            _name(cls),
-            state,
-            issued_at=token.issued_at if token else None,
-            expires_at=token.expires_at if token else None,
+        """The account's state and token times; never a token value (the core's rules, our caches)."""
+        return standing(
+            status or self.states.get(entry.account),
+            token_record(self.tokens.get(entry.account)),
+            credentials_version=entry.credentials_version,
+            broker_hint=entry.broker,
+            now=self.clock.now(),
+            settings=self.settings,
         )
 
     def describe_all(self, entries: Iterable[AccountEntry]) -> list[Outcome]:
         """Several accounts, with one read of every state item instead of one read each."""
         statuses = {status.account: status for status in self.states.all()}
         return [self.describe(entry, statuses.get(entry.account) or AccountStatus(entry.account)) for entry in entries]
-
-    @staticmethod
-    def _from_status(status: AccountStatus, cls: type[Broker] | None) -> Outcome:
-        return Outcome(
-            status.account,
-            _name(cls) or status.broker,
-            status.state or AccountState.FAILED,
-            error_kind=status.error_kind,
-            error=status.error,
-        )
-
-
-def _name(cls: type[Broker] | None) -> str | None:
-    return cls.name if cls else None
 
 
 def account_view(outcome: Outcome) -> dict[str, Any]:

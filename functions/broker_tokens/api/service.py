@@ -277,6 +277,7 @@ class TokenService:
         outcome = self._login(entry, lambda: self.backend.complete(account, request_token, Source.CALLBACK))
         logger.info("token api: callback", extra={"account": account, "state": outcome.state.value})
         if outcome.state in STORED:
+            self.tokens.revalidate(account)  # this container's next read sees the new token at once
             body = {
                 **account_view(outcome),
                 "message": "Logged in: the token is stored. You can close this window.",
@@ -310,6 +311,7 @@ class TokenService:
         outcome = run()
         if outcome.broker is not None or outcome.state is not AccountState.FAILED:
             return outcome
+        self.tokens.revalidate(entry.account)  # the refresher function may have written a new token
         described = self.describer.describe(entry)
         if described.state in STORED and (described.issued_at is None or described.issued_at < started):
             return Outcome(
