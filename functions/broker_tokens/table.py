@@ -32,34 +32,36 @@ def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def outcome_table(outcomes: Sequence[Outcome], zone: ZoneInfo, *, colour: bool = False) -> str:
+def outcome_table(outcomes: Sequence[Outcome], zone: ZoneInfo, *, colour: bool = False, logins: bool = True) -> str:
     """Aligned columns: account, broker, state, issued, expires, logins and a note (error or login URL).
+
+    ``logins=False`` leaves the logins column out, for a status view where nothing was logged in.
 
     Example:
         >>> print(outcome_table([Outcome("a1", "angelone", AccountState.FRESH)], ZoneInfo("UTC")))
         account  broker    state  issued  expires  logins  note
         a1       angelone  fresh  -       -        0
     """
-    rows = [list(COLUMNS)]
+    columns = [column for column in COLUMNS if logins or column != "logins"]
+    rows = [columns]
     for o in outcomes:
-        note = o.login_url or o.error or ""
-        rows.append(
-            [
-                o.account,
-                o.broker or "-",
-                o.state.value,
-                local_time(o.issued_at, zone),
-                local_time(o.expires_at, zone),
-                str(o.logins),
-                note,
-            ]
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+        cells = {
+            "account": o.account,
+            "broker": o.broker or "-",
+            "state": o.state.value,
+            "issued": local_time(o.issued_at, zone),
+            "expires": local_time(o.expires_at, zone),
+            "logins": str(o.logins),
+            "note": o.login_url or o.error or "",
+        }
+        rows.append([cells[column] for column in columns])
+    # The note runs to the end of the line, unpadded.
+    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
     lines = []
     for index, row in enumerate(rows):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        padded = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         if colour and index > 0:
             code = COLOURS.get(outcomes[index - 1].state, "31")
-            cells[2] = f"\033[{code}m{cells[2]}\033[0m"
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
+            padded[2] = f"\033[{code}m{padded[2]}\033[0m"
+        lines.append("  ".join([*padded, row[-1]]).rstrip())
     return "\n".join(lines)

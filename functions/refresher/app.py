@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from broker_tokens.events import parse_refresh_event
@@ -59,6 +60,8 @@ def record_metrics(report: Report, now: datetime | None = None) -> None:
         if outcome.state is AccountState.FRESH and outcome.issued_at:
             age = (now - outcome.issued_at).total_seconds()
             metrics.add_metric(name="TokenAgeSeconds", unit=MetricUnit.Seconds, value=max(0.0, age))
+    if is_metrics_disabled():  # single_metric writes its blob at once, whatever that switch says
+        return
     for broker in sorted({o.broker for o in report.outcomes if o.broker}):
         per_broker = {
             "RefreshSucceeded": sum(1 for o in logged_in if o.broker == broker),

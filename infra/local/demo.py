@@ -16,7 +16,7 @@ import pyotp
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
-from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
+from infra.local.simulators.kite import BlinkXSimulator, KiteSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 
@@ -96,8 +96,8 @@ def autoshares_demos(sim: SimulatorServer) -> list[DemoAccount]:
     return demos
 
 
-# PLACEHOLDER until the token API's local front exists: where the BlinkX demo app redirects a person
-# after login (the front's /callback/{account}). Zerodha's demo never follows its redirect.
+# The token API front's usual address; point_callbacks_at() names the running front once it is up.
+# Zerodha's demo never follows its redirect; BlinkX's person does.
 TOKEN_API_LOCAL_URL = "http://127.0.0.1:8765"
 
 
@@ -179,6 +179,14 @@ def create_credentials_secret(client: Any, prefix: str, demo: DemoAccount) -> No
         SecretString=json.dumps(demo.credentials),
         Tags=[{"Key": "broker", "Value": demo.broker}],
     )
+
+
+def point_callbacks_at(front_url: str, simulators: dict[str, SimulatorServer], demos: list[DemoAccount]) -> None:
+    """Register each Kite-family demo app's redirect URL as the running token API's /callback/{account}."""
+    for demo in demos:
+        sim = simulators.get(demo.broker)
+        if isinstance(sim, KiteSimulator):
+            sim.set_redirect_url(demo.credentials["api_key"], f"{front_url}/callback/{demo.account}")
 
 
 def seed_demo_accounts(simulators: dict[str, SimulatorServer], client: Any, prefix: str) -> list[DemoAccount]:

@@ -1,4 +1,4 @@
-"""`make run`'s job, as a user runs it: a fresh process, the embedded stack, the demo table."""
+"""`make run`'s job, as a user runs it: a fresh process, the embedded stack, the demo tables."""
 
 from __future__ import annotations
 
@@ -6,46 +6,97 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+ROW = re.compile(r"^([a-z0-9][a-z0-9-]*)\s+([a-z]+)\s+([a-z-]+)\b")
 
 
 @pytest.fixture(scope="module")
-def demo_output() -> str:
+def demo() -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    done = subprocess.run(
+    env.pop("BROKER_TOKENS_LOCAL", None)
+    return subprocess.run(
         [sys.executable, "-m", "infra.local", "run"],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
         check=False,
     )
-    assert "Traceback" not in done.stderr, done.stderr[-2000:]
-    return done.stdout
 
 
-def states(output: str) -> dict[str, str]:
-    """account -> state, from the printed table."""
-    rows = {}
-    for line in output.splitlines():
-        match = re.match(r"^([a-z0-9][a-z0-9-]*)\s+([a-z]+)\s+([a-z-]+)\s", line)
-        if match and match.group(1) != "account":
-            rows[match.group(1)] = match.group(3)
-    return rows
+def tables(output: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(account -> state) of the scheduled run's table, and of the final `status` table."""
+    first, _, final = output.partition("$ broker-tokens status")
+    first = first.partition("Running the refresher")[2]
+
+    def states(text: str) -> dict[str, str]:
+        rows = {}
+        for line in text.splitlines():
+            match = ROW.match(line)
+            if match and match.group(1) != "account":
+                rows[match.group(1)] = match.group(3)
+            elif rows and not line.strip():
+                break
+        return rows
+
+    return states(first), states(final)
 
 
-def test_demo_angel_one_account_is_fresh_for_a_day(demo_output: str) -> None:
-    assert states(demo_output)["angel-demo"] == "fresh"
-    row = next(line for line in demo_output.splitlines() if line.startswith("angel-demo"))
-    issued, expires = re.findall(r"(\d{4}-\d\d-\d\d \d\d:\d\d) IST", row)
+def kite_state_now() -> str:
+    """Before 06:00 IST a Kite-family token dies at that morning's reset: honest, not fresh."""
+    return "expiring" if datetime.now(ZoneInfo("Asia/Kolkata")).hour < 6 else "fresh"
+
+
+def test_make_run_exits_zero_without_a_traceback(demo: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in demo.stderr, demo.stderr[-3000:]
+    assert demo.returncode == 0, demo.stdout[-3000:]
+    assert "Stack stopped." in demo.stdout
+
+
+def test_the_scheduled_run_table(demo: subprocess.CompletedProcess[str]) -> None:
+    first, _ = tables(demo.stdout)
+    assert first == {
+        "angel-demo": "fresh",
+        "blinkx-demo": "awaiting-login",
+        "etna-2fa-demo": "awaiting-verification",
+        "etna-demo": "fresh",
+        "pitrade-demo": "healthy",
+        "tradejini-demo": "fresh",
+        "zerodha-demo": kite_state_now(),
+    }
+    blinkx = next(line for line in demo.stdout.splitlines() if line.startswith("blinkx-demo"))
+    assert "/connect/login?v=3&api_key=" in blinkx  # the login URL a person opens
+
+
+def test_person_logins_finish_and_every_account_ends_usable(demo: subprocess.CompletedProcess[str]) -> None:
+    _, final = tables(demo.stdout)
+    assert "$ broker-tokens verify etna-2fa-demo" in demo.stdout
+    assert "/callback/blinkx-demo?request_token=" in demo.stdout
+    assert final == {
+        "angel-demo": "fresh",
+        "blinkx-demo": kite_state_now(),
+        "etna-2fa-demo": "fresh",
+        "etna-demo": "fresh",
+        "pitrade-demo": "healthy",
+        "tradejini-demo": "fresh",
+        "zerodha-demo": kite_state_now(),
+    }
+    angel = next(
+        line for line in demo.stdout.split("$ broker-tokens status")[1].splitlines() if line.startswith("angel-demo")
+    )
+    issued, expires = re.findall(r"(\d{4}-\d\d-\d\d \d\d:\d\d) IST", angel)
     assert issued[:10] < expires[:10]  # about 24 h ahead: the next day
 
 
-def test_demo_prints_how_an_app_reads_the_token(demo_output: str) -> None:
-    assert 'get_secret_value(SecretId="broker-tokens/angel-demo/token")' in demo_output
-    assert "Stack stopped." in demo_output
+def test_demo_prints_how_an_app_reads_the_token(demo: subprocess.CompletedProcess[str]) -> None:
+    assert 'get_secret_value(SecretId="broker-tokens/angel-demo/token")' in demo.stdout
+    assert re.search(
+        r"curl -s -H \"Authorization: Bearer btk_\w+_[\w-]+\" http://127\.0\.0\.1:\d+/accounts/", demo.stdout
+    )
