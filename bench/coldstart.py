@@ -1,0 +1,176 @@
+"""Cold start: what importing each Lambda handler costs, against ``import boto3`` alone, and the artifact size.
+
+Import time is measured as Lambda pays it on a cold start: a fresh interpreter imports the handler's
+module. Each command (``pass``, ``import boto3``, ``import refresher.app``, ``import token_api.app``)
+runs in ``rounds`` fresh processes, interleaved round by round so that machine noise hits all alike
+(packages the artifact does not ship hidden, as in Lambda);
+a command's import time is its median wall time minus the median of ``pass`` (interpreter start).
+One unmeasured round first writes the bytecode caches, as the deployed artifact ships none but a
+warm disk cache is what a local run can compare fairly. Target: each handler <= 1.5 x boto3's import.
+
+The artifact: ``infra.build.build`` (what ``make build`` runs) into a temporary directory, for the
+template's runtime and architecture; each function's unzipped size without boto3/botocore (the
+Lambda runtime provides them; the build does not ship them). Target: <= 5 MB (10^6 bytes).
+
+Example:
+    >>> result = measure(rounds=3, build=False)                  # doctest: +SKIP
+    >>> result.ratio("refresher.app") < 1.5                        # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import ROOT, Figure, median
+
+NAME = "cold start"
+HANDLERS = ("refresher.app", "token_api.app")
+BASELINE = "boto3"
+TARGET_RATIO = 1.5
+TARGET_BYTES = 5_000_000
+# Provided by the Lambda runtime: never counted in the artifact.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# In the dev environment (a moto dependency) but not in functions/requirements.txt, so not in Lambda.
+NOT_IN_ARTIFACT = ("cryptography",)
+
+
+def import_seconds(module: str | None) -> float:
+    """Wall seconds of one fresh ``python -c "import module"`` (``pass`` when module is None).
+
+    Packages installed here but absent from the artifact are hidden, as they are in Lambda (pyjwt,
+    for one, loads ``cryptography`` whenever it can, and moto brings it into the dev environment).
+    """
+    hide = "".join(f"sys.modules[{name!r}] = None; " for name in NOT_IN_ARTIFACT)
+    code = f"import sys; {hide}" + (f"import {module}" if module else "pass")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=environment, timeout=60)
+    return time.perf_counter() - started
+
+
+def directory_bytes(path: Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of every file under ``path``, leaving out top-level entries named (or prefixed) in ``skip``.
+
+    Example:
+        >>> directory_bytes(Path("/nonexistent"))
+        0
+    """
+    total = 0
+    if not path.is_dir():
+        return 0
+    for entry in path.iterdir():
+        if any(entry.name == name or entry.name.startswith(f"{name}-") for name in skip):
+            continue
+        if entry.is_file():
+            total += entry.stat().st_size
+        elif entry.is_dir():
+            total += sum(item.stat().st_size for item in entry.rglob("*") if item.is_file())
+    return total
+
+
+@dataclass
+class ColdStartResult:
+    """Median import seconds per module (interpreter start subtracted), and artifact bytes per function."""
+
+    rounds: int
+    imports: dict[str, float]
+    interpreter: float
+    artifacts: dict[str, int] = field(default_factory=dict)
+    zipped: dict[str, int] = field(default_factory=dict)
+    build_error: str | None = None
+
+    def ratio(self, module: str) -> float:
+        """A handler's import time over boto3's."""
+        return self.imports[module] / self.imports[BASELINE]
+
+    def figures(self) -> list[Figure]:
+        """The table rows."""
+        rows = [
+            Figure(
+                NAME,
+                "import boto3 (the yardstick)",
+                self.imports[BASELINE] * 1000,
+                "ms",
+                note=f"median of {self.rounds} fresh processes each, minus interpreter start "
+                f"({self.interpreter * 1000:.0f} ms)",
+            )
+        ]
+        for module in HANDLERS:
+            rows += [
+                Figure(NAME, f"import {module}", self.imports[module] * 1000, "ms"),
+                Figure(
+                    NAME,
+                    f"{module} / boto3",
+                    self.ratio(module),
+                    "x",
+                    target=f"<= {TARGET_RATIO:g}",
+                    ok=self.ratio(module) <= TARGET_RATIO,
+                ),
+            ]
+        if self.build_error:
+            rows.append(
+                Figure(
+                    NAME,
+                    "artifact, unzipped",
+                    None,
+                    "",
+                    target="<= 5 MB",
+                    ok=False,
+                    note=f"make build failed here: {self.build_error}",
+                )
+            )
+        for function, size in self.artifacts.items():
+            rows.append(
+                Figure(
+                    NAME,
+                    f"{function} artifact, unzipped, without boto3",
+                    size / 1e6,
+                    "MB",
+                    target="<= 5 MB",
+                    ok=size <= TARGET_BYTES,
+                    note=f"{self.zipped.get(function, 0) / 1e6:.2f} MB zipped",
+                )
+            )
+        return rows
+
+
+def measure(*, rounds: int = 7, build: bool = True) -> ColdStartResult:
+    """Time the imports, then build the artifacts into a temporary directory and weigh them."""
+    commands: list[str | None] = [None, BASELINE, *HANDLERS]
+    for module in commands:  # bytecode caches written, not measured
+        import_seconds(module)
+    timings: dict[str | None, list[float]] = {module: [] for module in commands}
+    for _ in range(rounds):
+        for module in commands:
+            timings[module].append(import_seconds(module))
+    interpreter = median(timings[None])
+    imports = {str(module): max(0.0, median(timings[module]) - interpreter) for module in commands if module}
+    result = ColdStartResult(rounds, imports, interpreter)
+    if build:
+        _weigh_artifacts(result)
+    return result
+
+
+def _weigh_artifacts(result: ColdStartResult) -> None:
+    """Build with infra.build (pip fetches the Lambda-platform wheels) and record each function's size."""
+    from infra.build import BuildError, build  # noqa: PLC0415 - needs PyYAML and pip only when building
+
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
+        build_dir = Path(scratch, "build")
+        try:
+            build(build_dir=build_dir)
+        except (BuildError, OSError, subprocess.SubprocessError) as error:
+            result.build_error = str(error).splitlines()[0][:200]
+            return
+        for function in sorted(entry for entry in build_dir.iterdir() if entry.is_dir()):
+            result.artifacts[function.name] = directory_bytes(function, skip=RUNTIME_PROVIDED)
+            archive = shutil.make_archive(str(Path(scratch, function.name)), "zip", function)
+            result.zipped[function.name] = Path(archive).stat().st_size

@@ -1,0 +1,330 @@
+"""Cost: a small monthly model of the deployed template, at AWS list prices, from what the other benchmarks measured.
+
+What is counted comes from template.yaml (read with ``infra.local.template.load_template``): the
+alarms, dashboards, KMS keys, schedules, the refresher's memory, and (optional static egress) the NAT
+gateway and Elastic IP. How much of each is used comes from the benchmarks: the AWS calls per account
+of a login run and of an all-fresh run (fan-out), the run's wall time and CPU per account, and the
+readers' cache rates (token reads: one GetSecretValue per token version, a DescribeSecret every
+``CACHE_SECONDS`` while reading). The assumptions about use are in ``USAGE``; prices in ``PRICES``.
+
+Target: <= 1 USD per account-month without static egress. Fixed costs (the dashboard, the key, the
+alarms) do not shrink with fewer accounts, so one account costs more than that, honestly reported.
+
+Example:
+    >>> model = CostModel.from_template(Measured.defaults())
+    >>> round(model.monthly(100).total / 100, 2) <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.local.template import load_template
+
+from bench import Figure
+from broker_tokens.client import CACHE_SECONDS
+
+NAME = "cost"
+TARGET_PER_ACCOUNT = 1.0
+SIZES = (1, 10, 100)
+
+# AWS list prices, ap-south-1 (Mumbai), USD, no free tier. From AWS's public pricing pages as of the date
+# below (read by a person, not fetched by this benchmark): recheck them before relying on the result.
+PRICES: dict[str, Any] = {
+    "as_of": "2025-06 (list prices; recheck at https://calculator.aws)",
+    "region": "ap-south-1",
+    "secret_month": 0.40,
+    "secrets_api_per_10k": 0.05,
+    "kms_key_month": 1.00,
+    "kms_requests_per_10k": 0.03,
+    "lambda_arm_gb_second": 0.0000133334,
+    "lambda_requests_per_million": 0.20,
+    "dynamodb_write_per_million": 0.7125,
+    "dynamodb_read_per_million": 0.1425,
+    "sns_publish_per_million": 0.50,
+    "scheduler_per_million": 1.00,
+    "cloudwatch_alarm_month": 0.10,
+    "cloudwatch_dashboard_month": 3.00,
+    "cloudwatch_metric_month": 0.30,
+    "cloudwatch_logs_ingest_gb": 0.50,
+    "nat_hour": 0.056,
+    "nat_gb": 0.056,
+    "public_ipv4_hour": 0.005,
+}
+
+# How the product is used in a month (assumptions, not measurements).
+USAGE: dict[str, float] = {
+    "trading_days": 22,
+    "hours_per_month": 730,
+    "market_seconds_per_day": 6.25 * 3600,  # 09:15-15:30 IST: an app reads its token all session long
+    "reader_processes_per_account": 1,  # each process keeps its own cache
+    "logins_per_day": 1,  # one token version a day per account
+    "metric_hours_per_day": 2,  # the runs at 07:30, 08:00 and 08:30 fall in two clock hours
+    "refresher_metrics_fixed": 5,  # RefreshSucceeded, RefreshFailed, AccountsNotFresh, LoginLatencyMs, TokenAge
+    "refresher_metrics_per_broker": 2,  # per-broker success and failure, for the dashboard
+    "brokers_in_use_max": 4,
+    "log_bytes_per_account_run": 2_000,
+    "egress_bytes_per_login": 100_000,  # TLS handshakes and answers through the NAT, generous
+    "lambda_init_seconds": 1.0,
+    "lambda_mb_per_vcpu": 1769,  # Lambda gives one vCPU at 1,769 MB, in proportion below
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the other benchmarks measured that the model needs (per account unless named otherwise)."""
+
+    accounts: int  # size of the measured fan-out
+    login_run_seconds: float
+    all_fresh_run_seconds: float
+    cpu_seconds_per_account: float
+    login_run_calls: dict[str, float]  # per account, by "service.Operation"
+    all_fresh_run_calls: dict[str, float]  # per account
+    get_secret_value_per_version: float = 1.0
+    describe_interval_seconds: float = CACHE_SECONDS
+    api_dynamodb_reads_per_request: float = 2.0
+    api_request_seconds: float = 0.010
+
+    @classmethod
+    def defaults(cls) -> Measured:
+        """Typical figures from a run of the other benchmarks, for the model on its own (docs, tests).
+
+        Example:
+            >>> Measured.defaults().login_run_calls["secretsmanager.GetSecretValue"]
+            3.0
+        """
+        login = {
+            "secretsmanager.GetSecretValue": 3.0,
+            "secretsmanager.PutSecretValue": 1.0,
+            "secretsmanager.CreateSecret": 1.0,
+            "dynamodb.GetItem": 3.0,
+            "dynamodb.PutItem": 2.0,
+            "dynamodb.DeleteItem": 1.0,
+        }
+        fresh = {"secretsmanager.GetSecretValue": 2.0, "dynamodb.GetItem": 1.0}
+        return cls(100, 10.5, 1.5, 0.03, login, fresh)
+
+    @classmethod
+    def from_results(cls, fanout: Any, reads: Any | None) -> Measured:
+        """From a FanoutResult and (optionally) a ReadsResult."""
+        per_account = {
+            name: {key: count / fanout.accounts for key, count in calls.items()}
+            for name, calls in (("login", fanout.login_run_calls), ("fresh", fanout.skip_run_calls))
+        }
+        extra: dict[str, float] = {}
+        if reads is not None:
+            api = reads.api
+            extra["get_secret_value_per_version"] = float(reads.client.get_secret_value)
+            extra["api_dynamodb_reads_per_request"] = api.per_read("dynamodb")
+            extra["api_request_seconds"] = api.p50 / 1000
+        return cls(
+            fanout.accounts,
+            fanout.wall_seconds,
+            fanout.skip_wall_seconds,
+            fanout.cpu_seconds_per_account,
+            per_account["login"],
+            per_account["fresh"],
+            **extra,
+        )
+
+
+def _calls(calls: dict[str, float], service: str, operations: tuple[str, ...] | None = None) -> float:
+    return sum(
+        count
+        for key, count in calls.items()
+        if key.startswith(service + ".") and (operations is None or key.split(".", 1)[1] in operations)
+    )
+
+
+DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+SECRET_WRITES = ("PutSecretValue", "CreateSecret")
+
+
+@dataclass(frozen=True)
+class Bill:
+    """One month's cost at one account count: items in USD, without and with static egress."""
+
+    accounts: int
+    items: dict[str, float]
+    egress: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        """USD a month without static egress."""
+        return sum(self.items.values())
+
+    @property
+    def total_with_egress(self) -> float:
+        """USD a month with the optional NAT gateway and Elastic IP."""
+        return self.total + sum(self.egress.values())
+
+    def breakdown(self) -> str:
+        """The largest items, for the table's notes."""
+        items = sorted(self.items.items(), key=lambda item: -item[1])
+        shown = ", ".join(f"{name} {value:.2f}" for name, value in items if value >= 0.005)
+        rest = sum(value for _, value in items if value < 0.005)
+        return f"{shown}, rest {rest:.3f}"
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The template's billable resources and the measured rates; ``monthly(n)`` prices a month of n accounts."""
+
+    measured: Measured
+    alarms: int
+    dashboards: int
+    kms_keys: int
+    schedules: int
+    refresher_memory_mb: int
+    nat_gateways: int
+    elastic_ips: int
+
+    @classmethod
+    def from_template(cls, measured: Measured) -> CostModel:
+        """Count the billable resources template.yaml declares (egress ones are conditional on StaticEgress)."""
+        template = load_template()
+        resources = template["Resources"]
+        types = Counter(resource["Type"] for resource in resources.values())
+        shared = template.get("Globals", {}).get("Function", {})
+        refresher = {**shared, **resources["RefresherFunction"]["Properties"]}
+        schedules = sum(1 for event in refresher.get("Events", {}).values() if event["Type"] == "ScheduleV2")
+        return cls(
+            measured,
+            alarms=types["AWS::CloudWatch::Alarm"],
+            dashboards=types["AWS::CloudWatch::Dashboard"],
+            kms_keys=types["AWS::KMS::Key"],
+            schedules=schedules,
+            refresher_memory_mb=int(refresher.get("MemorySize", 128)),
+            nat_gateways=types["AWS::EC2::NatGateway"],
+            elastic_ips=types["AWS::EC2::EIP"],
+        )
+
+    def run_seconds(self, accounts: int, *, logins: bool) -> float:
+        """One run's billed duration: the measured wall time scaled to ``accounts``, or the CPU it needs at
+        the refresher's memory (Lambda gives 1,769 MB one vCPU), whichever is longer, plus init.
+        """
+        m = self.measured
+        wall = (m.login_run_seconds if logins else m.all_fresh_run_seconds) * accounts / m.accounts
+        calls = m.login_run_calls if logins else m.all_fresh_run_calls
+        share = sum(calls.values()) / max(1.0, sum(m.login_run_calls.values()))
+        cpu_share = self.refresher_memory_mb / USAGE["lambda_mb_per_vcpu"]
+        cpu = accounts * m.cpu_seconds_per_account * share / cpu_share
+        return max(wall, cpu) + USAGE["lambda_init_seconds"]
+
+    def monthly(self, accounts: int) -> Bill:
+        """A month of ``accounts`` accounts at list prices (no free tier)."""
+        p, u, m = PRICES, USAGE, self.measured
+        days = u["trading_days"]
+        runs = self.schedules * days
+        # Per account and month.
+        refresher_calls = dict(m.login_run_calls)
+        for key, count in m.all_fresh_run_calls.items():
+            refresher_calls[key] = refresher_calls.get(key, 0.0) + count * max(0, self.schedules - 1)
+        secrets_calls = _calls(refresher_calls, "secretsmanager") * days
+        reader_checks = u["market_seconds_per_day"] / m.describe_interval_seconds
+        reader_reads = m.get_secret_value_per_version * u["logins_per_day"]
+        secrets_calls += (reader_checks + reader_reads) * u["reader_processes_per_account"] * days
+        # Secrets Manager asks KMS to decrypt for each value read and for a data key for each value written.
+        kms_requests = days * (
+            _calls(refresher_calls, "secretsmanager", ("GetSecretValue", *SECRET_WRITES))
+            + reader_reads * u["reader_processes_per_account"]
+        )
+        dynamodb_writes = _calls(refresher_calls, "dynamodb", DYNAMODB_WRITES) * days
+        dynamodb_reads = (_calls(refresher_calls, "dynamodb") * days) - dynamodb_writes
+        gb_seconds = (
+            self.refresher_memory_mb
+            / 1024
+            * days
+            * (
+                self.run_seconds(accounts, logins=True)
+                + (self.schedules - 1) * self.run_seconds(accounts, logins=False)
+            )
+        )
+        brokers = min(accounts, int(u["brokers_in_use_max"]))
+        metrics = u["refresher_metrics_fixed"] + u["refresher_metrics_per_broker"] * brokers
+        metric_share = u["metric_hours_per_day"] * days / u["hours_per_month"]
+        log_gb = accounts * runs * u["log_bytes_per_account_run"] / 1e9
+        items = {
+            "secrets": 2 * accounts * p["secret_month"],
+            "secrets API": accounts * secrets_calls / 10_000 * p["secrets_api_per_10k"],
+            "KMS key": self.kms_keys * p["kms_key_month"],
+            "KMS requests": accounts * kms_requests / 10_000 * p["kms_requests_per_10k"],
+            "Lambda": gb_seconds * p["lambda_arm_gb_second"] + runs * p["lambda_requests_per_million"] / 1e6,
+            "DynamoDB": accounts
+            * (dynamodb_writes * p["dynamodb_write_per_million"] + dynamodb_reads * p["dynamodb_read_per_million"])
+            / 1e6,
+            "scheduler": runs * p["scheduler_per_million"] / 1e6,
+            "alarms": self.alarms * p["cloudwatch_alarm_month"],
+            "dashboard": self.dashboards * p["cloudwatch_dashboard_month"],
+            "metrics": metrics * metric_share * p["cloudwatch_metric_month"],
+            "logs": log_gb * p["cloudwatch_logs_ingest_gb"],
+            "SNS": 0.0,  # alerts only when an account fails: a handful of publishes
+        }
+        egress_gb = accounts * days * u["logins_per_day"] * u["egress_bytes_per_login"] / 1e9
+        egress = {
+            "NAT hours": self.nat_gateways * u["hours_per_month"] * p["nat_hour"],
+            "NAT data": egress_gb * p["nat_gb"],
+            "public IPv4": self.elastic_ips * u["hours_per_month"] * p["public_ipv4_hour"],
+        }
+        return Bill(accounts, items, egress)
+
+    def per_million_api_reads(self) -> float:
+        """USD per million token API reads: invocations, their duration, and the caller lookups in DynamoDB."""
+        p, m = PRICES, self.measured
+        lambda_cost = p["lambda_requests_per_million"] + 1e6 * m.api_request_seconds * 0.25 * p["lambda_arm_gb_second"]
+        return lambda_cost + m.api_dynamodb_reads_per_request * p["dynamodb_read_per_million"]
+
+
+@dataclass(frozen=True)
+class CostResult:
+    """Bills at each size, and the marginal cost of one more account."""
+
+    bills: list[Bill]
+    marginal: float
+    api_per_million: float
+
+    def figures(self) -> list[Figure]:
+        """The table rows."""
+        rows = []
+        for bill in self.bills:
+            per = bill.total / bill.accounts
+            note = (
+                f"total {bill.total:.2f} USD: {bill.breakdown()}; with static egress {bill.total_with_egress:.2f} USD"
+            )
+            if bill.accounts == 1:
+                note += "; fixed costs (dashboard, key, alarms) dominate"
+            rows.append(
+                Figure(
+                    NAME,
+                    f"per account-month, {bill.accounts} account(s)",
+                    per,
+                    "USD",
+                    target=f"<= {TARGET_PER_ACCOUNT:g} USD",
+                    ok=per <= TARGET_PER_ACCOUNT,
+                    note=note,
+                )
+            )
+        rows.append(
+            Figure(
+                NAME,
+                "each added account",
+                self.marginal,
+                "USD/month",
+                target=f"<= {TARGET_PER_ACCOUNT:g} USD",
+                ok=self.marginal <= TARGET_PER_ACCOUNT,
+                note=f"prices {PRICES['region']} {PRICES['as_of']}; token API reads cost "
+                f"{self.api_per_million:.2f} USD per million on top",
+            )
+        )
+        return rows
+
+
+def measure(measured: Measured | None = None, sizes: tuple[int, ...] = SIZES) -> CostResult:
+    """Price a month at each size."""
+    model = CostModel.from_template(measured or Measured.defaults())
+    bills = [model.monthly(size) for size in sizes]
+    marginal = model.monthly(101).total - model.monthly(100).total
+    return CostResult(bills, marginal, model.per_million_api_reads())

@@ -1,0 +1,100 @@
+"""Smoke tests of bench/: every benchmark runs at tiny sizes and returns its figures.
+
+No figure is compared with a target here (performance lives in `make bench`); these check that each
+benchmark measures what it says: real logins happened, reads were counted, the model adds up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bench import Figure, cost, fanout, reads, render, scale, staleness
+from bench.aws import EmbeddedAws
+from bench.coldstart import HANDLERS, directory_bytes
+from bench.coldstart import measure as measure_imports
+
+from broker_tokens.client import CACHE_SECONDS
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(prefix="bench-test") as embedded:
+        yield embedded
+
+
+def names(figures: list[Figure]) -> list[str]:
+    return [figure.name for figure in figures]
+
+
+def test_fanout_logs_every_account_in_once_and_reports_the_bound(aws: EmbeddedAws) -> None:
+    result = fanout.measure(aws, accounts=4, latency=0.01, sample_per_broker=1)
+    brokers = [bench.broker for bench in fanout.available()]
+    assert result.accounts == 4 and result.not_fresh == [] and result.rate_limited == 0
+    assert sum(load.accounts for load in result.loads) == 4
+    assert {load.broker for load in result.loads} <= set(brokers)
+    # A login is at least a login call and a validation call.
+    assert all(load.calls_per_login >= 2 for load in result.loads)
+    assert result.lower_bound_seconds == max(load.bound(0.01) for load in result.loads)
+    assert result.skip_run_logins == 0
+    assert result.login_run_calls["secretsmanager.GetSecretValue"] >= 4
+    assert result.sequential_seconds > 0 and result.cpu_seconds_per_account > 0
+    assert "wall / lower bound" in names(result.figures())
+
+
+def test_tradejini_bound_counts_pacing_per_ip_and_angel_pacing_per_account() -> None:
+    tradejini = fanout.BrokerLoad("tradejini", accounts=25, calls_per_login=2, per_second=3, scope="ip")
+    angel = fanout.BrokerLoad("angelone", accounts=25, calls_per_login=2, per_second=1, scope="account")
+    assert tradejini.bound(0.25) == pytest.approx(8.5)
+    assert angel.bound(0.25) == pytest.approx(0.5)
+
+
+def test_reads_make_one_secret_read_per_token_version(aws: EmbeddedAws) -> None:
+    result = reads.measure(aws, reads=50)
+    assert len(result.api.latencies_ms) == 50 and len(result.client.latencies_ms) == 50
+    assert result.api.get_secret_value == 1 and result.client.get_secret_value == 1
+    assert result.auth_mode in ("iam", "api_key")
+    assert any(figure.target for figure in result.figures())
+
+
+def test_staleness_is_the_cache_interval_in_the_worst_case(aws: EmbeddedAws) -> None:
+    result = staleness.measure(aws, step=1.0)
+    assert result.client_seconds == pytest.approx(CACHE_SECONDS)
+    assert result.api_seconds == pytest.approx(CACHE_SECONDS)
+
+
+def test_cold_start_times_every_handler_against_boto3() -> None:
+    result = measure_imports(rounds=1, build=False)
+    assert set(result.imports) == {"boto3", *HANDLERS}
+    assert all(seconds > 0 for seconds in result.imports.values())
+    assert "refresher.app / boto3" in names(result.figures())
+
+
+def test_artifact_size_leaves_out_what_the_runtime_provides(tmp_path: Path) -> None:
+    (tmp_path / "boto3").mkdir()
+    (tmp_path / "boto3" / "big.py").write_bytes(b"x" * 1000)
+    (tmp_path / "app.py").write_bytes(b"y" * 10)
+    assert directory_bytes(tmp_path, skip=("boto3",)) == 10
+
+
+def test_cost_grows_by_two_secrets_per_account_and_fixed_costs_do_not() -> None:
+    model = cost.CostModel.from_template(cost.Measured.defaults())
+    one, two = model.monthly(1), model.monthly(2)
+    assert two.items["secrets"] - one.items["secrets"] == pytest.approx(2 * cost.PRICES["secret_month"])
+    assert two.items["dashboard"] == one.items["dashboard"] == model.dashboards * 3.0
+    assert one.total_with_egress > one.total + 40  # a NAT gateway's hours alone
+    result = cost.measure()
+    assert [bill.accounts for bill in result.bills] == list(cost.SIZES)
+
+
+def test_scale_ceilings_follow_timeout_and_memory() -> None:
+    small = scale.ceilings(timeout=600, memory_mb=256, cpu_per_login=0.03, chain_seconds=1.5, workers=16)
+    big = scale.ceilings(timeout=600, memory_mb=1024, cpu_per_login=0.03, chain_seconds=1.5, workers=16)
+    assert big["CPU"] == pytest.approx(4 * small["CPU"], rel=0.01)
+    assert big["Tradejini pacing (one IP)"] == small["Tradejini pacing (one IP)"]
+
+
+def test_render_marks_misses_and_keeps_notes() -> None:
+    table = render([Figure("x", "y", 2.0, "s", target="<= 1 s", ok=False, note="why")])
+    assert "| x | y | 2 s | <= 1 s | MISS |" in table and "- x, y: why" in table
