@@ -26,6 +26,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(autouse=True)
 def no_secret_in_logs() -> Iterator[None]:
     """After every test: no fixture secret appears in any log line it produced."""
+    logsink.install()  # again: code under test (the CLI, make run) may have quieted the logger
     mark = len(logsink.SINK.lines)
     yield
     leaked = logsink.leaks(logsink.SINK.since(mark))

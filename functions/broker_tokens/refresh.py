@@ -335,23 +335,12 @@ class Refresher:
     def _success(self, creds: Credentials, session: Session, source: Source, *, logins: int) -> Outcome:
         cls = creds.broker_class
         now = self.clock.now()
-        status = self.state.get(creds.account)
         record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=now, source=source)
         if cls.stores_token:
             self.secrets.write_token(record)
         # Honest even right after a login: a Kite token issued before 06:00 IST dies at the reset.
         state = token_state(record, now, self.settings, cls.daily_reset) if cls.stores_token else AccountState.HEALTHY
-        self.state.put(
-            AccountStatus(
-                account=creds.account,
-                broker=cls.name,
-                state=state,
-                last_attempt_at=now,
-                last_success_at=now,
-                credentials_version=creds.version,
-                logins=status.logins + logins,
-            )
-        )
+        self._record(creds, logins, state=state, last_success_at=now)
         if not cls.stores_token:
             return Outcome(creds.account, cls.name, state, action="checked", logins=logins)
         outcome = self._fresh_outcome(creds, record, action="logged-in", logins=logins)
@@ -365,25 +354,17 @@ class Refresher:
 
     def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int, keep_pending: bool = False) -> Outcome:
         cls = creds.broker_class
-        now = self.clock.now()
-        status = self.state.get(creds.account)
         attention = exc.kind is ErrorKind.PERMANENT
         state = AccountState.NEEDS_ATTENTION if attention else AccountState.FAILED
         message = scrub(f"{cls.title}: {exc}")
-        self.state.put(
-            AccountStatus(
-                account=creds.account,
-                broker=cls.name,
-                state=state,
-                last_attempt_at=now,
-                last_success_at=status.last_success_at,
-                error_kind=exc.kind,
-                error=message,
-                credentials_version=creds.version,
-                needs_attention=attention,
-                pending=status.pending if keep_pending else None,
-                logins=status.logins + logins,
-            )
+        self._record(
+            creds,
+            logins,
+            state=state,
+            error_kind=exc.kind,
+            error=message,
+            needs_attention=attention,
+            keep_pending=keep_pending,
         )
         if attention:
             self.alerts.publish(
@@ -404,20 +385,8 @@ class Refresher:
 
     def _pending(self, creds: Credentials, step: PendingStep, logins: int) -> Outcome:
         cls = creds.broker_class
-        status = self.state.get(creds.account)
         register(step.ticket)
-        self.state.put(
-            AccountStatus(
-                account=creds.account,
-                broker=cls.name,
-                state=step.state,
-                last_attempt_at=self.clock.now(),
-                last_success_at=status.last_success_at,
-                credentials_version=creds.version,
-                pending=step,
-                logins=status.logins + logins,
-            )
-        )
+        self._record(creds, logins, state=step.state, pending=step)
         where = f"Log in at {step.login_url}" if step.login_url else step.message
         self.alerts.publish(
             f"broker-tokens: {creds.account} is {step.state.value}",
@@ -431,6 +400,27 @@ class Refresher:
             logins=logins,
             login_url=step.login_url,
             error=step.message,
+        )
+
+    def _record(self, creds: Credentials, logins: int, *, keep_pending: bool = False, **fields: Any) -> None:
+        """Replace the account's state item after an attempt, carrying over what an attempt does not change.
+
+        Fields not given start empty (an attempt clears the last error, the breaker and any open step),
+        except the last success, the login count, and the open step when ``keep_pending``.
+        """
+        previous = self.state.get(creds.account)
+        fields.setdefault("last_success_at", previous.last_success_at)
+        if keep_pending:
+            fields.setdefault("pending", previous.pending)
+        self.state.put(
+            AccountStatus(
+                account=creds.account,
+                broker=creds.broker,
+                last_attempt_at=self.clock.now(),
+                credentials_version=creds.version,
+                logins=previous.logins + logins,
+                **fields,
+            )
         )
 
     def _configuration_failure(self, account: str, exc: AccountNotFoundError | CredentialsError) -> Outcome:

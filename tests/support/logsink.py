@@ -43,12 +43,11 @@ SINK = LogSink()
 
 
 def install() -> None:
-    """Attach the sink (idempotent)."""
+    """Attach the sink and open the package logger fully (idempotent)."""
     if SINK not in logger.handlers:
         logger.addHandler(SINK)
-        logger.setLevel(logging.DEBUG)
-        root = logging.getLogger()
-        root.addHandler(SINK)
+        logging.getLogger().addHandler(SINK)
+    logger.setLevel(logging.DEBUG)
 
 
 def leaks(texts: list[str]) -> list[str]:
