@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-
-from broker_tokens.clock import WarpClock
 from infra.local.moto_server import MotoServer
 from infra.local.template import LocalResources
+
+from broker_tokens.clock import WarpClock
 from tests.functional.test_token_api import Api, angel1_fixture, start_api  # noqa: F401  (fixture reused)
 from tests.support.harness import Harness
 from tests.support.logsink import leaks
