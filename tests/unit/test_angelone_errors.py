@@ -10,6 +10,7 @@ import requests
 from broker_tokens.brokers.angelone import AngelOne
 from broker_tokens.credentials import parse_credentials
 from broker_tokens.errors import BrokerError, ErrorKind
+from tests.support.responses import answer, raised
 
 CREDS = parse_credentials(
     "angel-1",
@@ -25,18 +26,8 @@ CREDS = parse_credentials(
 )
 
 
-def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
-    response.headers["Content-Type"] = content_type
-    return response
-
-
 def kind_of(response: requests.Response) -> BrokerError:
-    with pytest.raises(BrokerError) as caught:
-        AngelOne(CREDS)._data(response, "login")
-    return caught.value
+    return raised(lambda: AngelOne(CREDS)._data(response, "login"))
 
 
 def app_error(code: str) -> requests.Response:

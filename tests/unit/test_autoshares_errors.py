@@ -11,10 +11,10 @@ import requests
 
 from broker_tokens.brokers import broker_class
 from broker_tokens.brokers.autoshares import AutoShares
-from broker_tokens.clock import SystemClock
 from broker_tokens.credentials import parse_credentials
 from broker_tokens.errors import BrokerError, CredentialsError, ErrorKind
 from broker_tokens.models import AccountState, PendingStep, Session
+from tests.support.responses import FrozenClock, answer, raised
 
 BASE = {
     "broker": "etna",
@@ -27,27 +27,9 @@ CREDS = parse_credentials("etna-1", json.dumps(BASE))
 ISSUED = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
 
-class FrozenClock(SystemClock):
-    """A clock stopped at one instant."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def time(self) -> float:
-        return self.at.timestamp()
-
-
 def adapter(**extra: Any) -> AutoShares:
     creds = parse_credentials("etna-1", json.dumps({**BASE, **extra})) if extra else CREDS
     return AutoShares(creds, clock=FrozenClock(ISSUED))
-
-
-def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
-    response.headers["Content-Type"] = content_type
-    return response
 
 
 def failed(step: str, reason: str, status: int = 401) -> requests.Response:
@@ -55,9 +37,7 @@ def failed(step: str, reason: str, status: int = 401) -> requests.Response:
 
 
 def rejection(response: requests.Response, what: str = "login") -> BrokerError:
-    with pytest.raises(BrokerError) as caught:
-        adapter()._advance(response, what)
-    return caught.value
+    return raised(lambda: adapter()._advance(response, what))
 
 
 APP_KEY = {"error": "Application key is not defined or does not exist"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, time
 
@@ -23,6 +22,7 @@ from broker_tokens.clock import WarpClock
 from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import BrokerError, CredentialsError, ErrorKind
 from broker_tokens.models import AccountState, PendingStep
+from tests.support.responses import answer, raised
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DP"
 ZERODHA = {
@@ -40,22 +40,12 @@ def creds(data: Mapping[str, object], account: str = "kite-1") -> Credentials:
     return validate_credentials(account, dict(data))
 
 
-def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
-    response.headers["Content-Type"] = content_type
-    return response
-
-
 def kite_error(status: int, error_type: str, message: str) -> requests.Response:
     return answer(status, {"status": "error", "message": message, "error_type": error_type, "data": None})
 
 
 def error_of(response: requests.Response, step: Step, adapter: Zerodha | BlinkX | None = None) -> BrokerError:
-    with pytest.raises(BrokerError) as caught:
-        (adapter or Zerodha(creds(ZERODHA)))._data(response, step)
-    return caught.value
+    return raised(lambda: (adapter or Zerodha(creds(ZERODHA)))._data(response, step))
 
 
 # ----- error kinds ---------------------------------------------------------------------------------------

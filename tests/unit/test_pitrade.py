@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import jwt
@@ -10,10 +9,10 @@ import pytest
 import requests
 
 from broker_tokens.brokers.pitrade import PiTrade, sign_jwt
-from broker_tokens.clock import SystemClock
 from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import BrokerError, CredentialsError, ErrorKind
 from broker_tokens.models import Session
+from tests.support.responses import FrozenClock, answer
 
 SECRET_KEY = "pitrade-unit-signing-key-0123456789abcdef"
 GOOD = {
@@ -25,19 +24,12 @@ GOOD = {
 AT = datetime(2026, 11, 24, 14, 0, tzinfo=UTC)
 
 
-class FixedClock(SystemClock):
-    """A clock stopped at one instant."""
-
-    def time(self) -> float:
-        return AT.timestamp()
-
-
 def creds(**changes: object) -> Credentials:
     return validate_credentials("pt-1", {**GOOD, **changes})
 
 
 def test_sign_jwt_makes_an_hs256_token_with_the_documented_claims() -> None:
-    session = sign_jwt(creds(), FixedClock())
+    session = sign_jwt(creds(), FrozenClock(AT))
     assert session.authorization == f"Bearer {session.access_token}"
     assert jwt.get_unverified_header(session.access_token)["alg"] == "HS256"
     claims = jwt.decode(
@@ -50,13 +42,13 @@ def test_sign_jwt_makes_an_hs256_token_with_the_documented_claims() -> None:
 
 
 def test_token_ttl_seconds_shortens_the_jwt() -> None:
-    session = sign_jwt(creds(token_ttl_seconds=120), FixedClock())
+    session = sign_jwt(creds(token_ttl_seconds=120), FrozenClock(AT))
     claims = jwt.decode(session.access_token, options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 120
 
 
 def test_a_jwt_signed_with_another_key_does_not_verify() -> None:
-    session = sign_jwt(creds(), FixedClock())
+    session = sign_jwt(creds(), FrozenClock(AT))
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(session.access_token, "another-key-of-enough-length-0123456789", algorithms=["HS256"])
 
@@ -78,19 +70,11 @@ def test_base_url_is_required_for_pitrade() -> None:
 
 
 def test_pitrade_stores_no_token_and_login_is_signing() -> None:
-    adapter = PiTrade(creds(), clock=FixedClock())
+    adapter = PiTrade(creds(), clock=FrozenClock(AT))
     assert PiTrade.stores_token is False and PiTrade.daily_reset is None
     session = adapter.login()
     assert isinstance(session, Session)
     assert jwt.decode(session.access_token, options={"verify_signature": False})["clientId"] == "partner-7"
-
-
-def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
-    response.headers["Content-Type"] = content_type
-    return response
 
 
 @pytest.mark.parametrize(

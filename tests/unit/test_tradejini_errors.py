@@ -10,9 +10,9 @@ import requests
 
 from broker_tokens.brokers import broker_class
 from broker_tokens.brokers.tradejini import Tradejini
-from broker_tokens.clock import SystemClock
 from broker_tokens.credentials import parse_credentials
 from broker_tokens.errors import BrokerError, ErrorKind
+from tests.support.responses import FrozenClock, answer, raised
 
 CREDS = parse_credentials(
     "tj-1",
@@ -22,22 +22,13 @@ CREDS = parse_credentials(
 )
 
 
-def answer(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (body if isinstance(body, str) else json.dumps(body)).encode()
-    response.headers["Content-Type"] = content_type
-    return response
-
-
 def error_body(message: str) -> dict[str, str]:
     return {"s": "error", "msg": message}
 
 
 def rejection(response: requests.Response, *, during_login: bool) -> BrokerError:
-    with pytest.raises(BrokerError) as caught:
-        Tradejini(CREDS)._body(response, "login" if during_login else "account details", during_login=during_login)
-    return caught.value
+    what = "login" if during_login else "account details"
+    return raised(lambda: Tradejini(CREDS)._body(response, what, during_login=during_login))
 
 
 @pytest.mark.parametrize(
@@ -93,16 +84,6 @@ def test_the_success_body_passes_through() -> None:
 @pytest.mark.parametrize(("expires_in", "seconds"), [(86400, 86400), (3600, 3600), (None, 86400), ("soon", 86400)])
 def test_lifetime_comes_from_expires_in(expires_in: object, seconds: int) -> None:
     assert Tradejini(CREDS)._lifetime(expires_in) == seconds
-
-
-class FrozenClock(SystemClock):
-    """A clock stopped at one instant."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def time(self) -> float:
-        return self.at.timestamp()
 
 
 def test_expiry_is_expires_in_from_now() -> None:
