@@ -168,11 +168,6 @@ class FanoutResult:
     skip_wall_seconds: float = 0.0
     skip_run_logins: int = 0
 
-    def calls_per_account(self, service: str, *, skip_run: bool = False) -> float:
-        """AWS calls of one service (e.g. "secretsmanager") per account in the login run or the all-fresh run."""
-        calls = self.skip_run_calls if skip_run else self.login_run_calls
-        return sum(n for key, n in calls.items() if key.startswith(service + ".")) / max(1, self.accounts)
-
     @property
     def lower_bound_seconds(self) -> float:
         """max over brokers of (logins - 1) / rate + chain."""
@@ -193,7 +188,8 @@ class FanoutResult:
                 f"wall time, {self.accounts} accounts, {self.latency * 1000:.0f} ms per call",
                 self.wall_seconds,
                 "s",
-                note=f"{spread}; {self.workers} workers; brokers missing from the tree are left out",
+                note=f"{spread}; max_workers {self.workers} (per-IP-paced accounts get as many threads of "
+                "their own); brokers missing from the tree are left out",
             ),
             Figure(
                 NAME,
@@ -210,7 +206,8 @@ class FanoutResult:
                 "sequential, for comparison",
                 self.sequential_seconds,
                 "s",
-                note=f"measured one account at a time on {self.sample_per_broker} account(s) per broker, "
+                note=f"measured one account at a time on {self.sample_per_broker} account(s) per broker "
+                f"({', '.join(f'{broker} {seconds:.2f} s' for broker, seconds in self.durations.items())} each), "
                 "extrapolated to the run's accounts",
             ),
             Figure(
@@ -421,7 +418,6 @@ def measure(
         # One pacing per process, as in Lambda (shared_limiter), but not shared with other benchmarks.
         limiter = RateLimiter(clock)
         run = refresher(aws, limiter, clock=clock, max_workers=max_workers)
-        workers = max(1, min(run.settings.max_workers, len(names)))
         counter = CallCounter()
         counter.watch(aws.secrets)
         counter.watch(aws.dynamodb)
@@ -454,7 +450,7 @@ def measure(
         return FanoutResult(
             accounts=len(names),
             latency=latency,
-            workers=workers,
+            workers=run.settings.max_workers,
             wall_seconds=wall,
             loads=loads,
             sequential_seconds=sequential,
