@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 import requests
+from infra.local.person import browser_login
 from infra.local.simulators.base import ManualClock
-from infra.local.simulators.kite import CONNECT_LOGIN_PATH, BlinkXSimulator, KiteSimulator, ZerodhaSimulator
-from infra.local.simulators.totp import code_at
+from infra.local.simulators.kite import BlinkXSimulator, KiteSimulator, ZerodhaSimulator
 
 from broker_tokens.brokers.kite import KITE_TIMEZONE, BlinkX
 from broker_tokens.clock import WarpClock
@@ -66,28 +66,6 @@ def kite_account(
     harness.add_account(account, credentials)
     remember_secret(password, totp_secret)
     return {**credentials, "password": password, "totp_secret": totp_secret}
-
-
-def person_logs_in(sim: KiteSimulator, login_url: str, credentials: dict[str, Any]) -> str:
-    """A person opens the login URL, submits the form; returns the redirect URL (not followed)."""
-    with requests.Session() as browser:
-        page = browser.get(login_url, timeout=TIMEOUT)
-        assert page.status_code == 200 and "<form" in page.text
-        answer = browser.post(
-            sim.origin + CONNECT_LOGIN_PATH,
-            data={
-                "v": "3",
-                "api_key": credentials["api_key"],
-                "user_id": credentials["user_id"],
-                "password": credentials["password"],
-                "totp": code_at(credentials["totp_secret"], sim.clock.time()),
-            },
-            allow_redirects=False,
-            timeout=TIMEOUT,
-        )
-    assert answer.status_code == 302, answer.text
-    location: str = answer.headers["Location"]
-    return location
 
 
 def profile_with(sim: KiteSimulator, record: dict[str, Any]) -> requests.Response:
@@ -207,7 +185,8 @@ def test_zerodha_web_login_off_waits_for_a_person(
     assert outcome.state is AccountState.AWAITING_LOGIN
     assert outcome.login_url == f"{zerodha.login_url}?v=3&api_key=kite-key-1"
     assert zerodha.requests == []
-    redirect = person_logs_in(zerodha, outcome.login_url, credentials)
+    assert "<form" in requests.get(outcome.login_url, timeout=TIMEOUT).text
+    redirect = browser_login(zerodha, outcome.login_url, credentials, follow=False)
     assert harness.refresher().complete("zerodha-1", redirect).state is AccountState.FRESH
 
 
@@ -224,7 +203,8 @@ def test_blinkx_run_waits_then_the_callback_completes(blinkx: BlinkXSimulator, h
     [still] = harness.refresher().run().outcomes
     assert still.state is AccountState.AWAITING_LOGIN and still.logins == 0
 
-    redirect = person_logs_in(blinkx, outcome.login_url, credentials)
+    assert "<form" in requests.get(outcome.login_url, timeout=TIMEOUT).text
+    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
     assert urlsplit(redirect).path == "/callback/blinkx-1" and "request_token=" in redirect
     done = harness.refresher().complete("blinkx-1", redirect)
     assert done.state is AccountState.FRESH and done.logins == 1
@@ -243,10 +223,11 @@ def test_blinkx_newest_login_wins(blinkx: BlinkXSimulator, harness: Harness) -> 
     credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     [outcome] = harness.refresher().run().outcomes
     assert outcome.login_url
-    harness.refresher().complete("blinkx-1", person_logs_in(blinkx, outcome.login_url, credentials))
+    harness.refresher().complete("blinkx-1", browser_login(blinkx, outcome.login_url, credentials, follow=False))
     first = harness.token("blinkx-1")
     # The same person logs in again (say, from another tool using the same app): the first token dies.
-    token = parse_qs(urlsplit(person_logs_in(blinkx, outcome.login_url, credentials)).query)["request_token"][0]
+    again = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    token = parse_qs(urlsplit(again).query)["request_token"][0]
     assert harness.refresher().complete("blinkx-1", token).state is AccountState.FRESH
     second = harness.token("blinkx-1")
     assert first is not None and second is not None
@@ -258,12 +239,13 @@ def test_blinkx_used_request_token_needs_a_new_login(blinkx: BlinkXSimulator, ha
     credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     [outcome] = harness.refresher().run().outcomes
     assert outcome.login_url
-    redirect = person_logs_in(blinkx, outcome.login_url, credentials)
+    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
     assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
     again = harness.refresher().complete("blinkx-1", redirect)  # the same redirect, replayed
     assert again.state is AccountState.NEEDS_ATTENTION and "log in again" in (again.error or "")
     assert profile_with(blinkx, harness.token("blinkx-1") or {}).status_code == 200  # the good token stays
-    fresh = harness.refresher().complete("blinkx-1", person_logs_in(blinkx, outcome.login_url, credentials))
+    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    fresh = harness.refresher().complete("blinkx-1", redirect)
     assert fresh.state is AccountState.FRESH
 
 
@@ -272,7 +254,7 @@ def test_blinkx_login_as_another_user_is_refused(blinkx: BlinkXSimulator, harnes
     other = kite_account(blinkx, harness, "blinkx-2", user_id="BX9999", api_key="kite-key-2", person_only=True)
     [outcome] = harness.refresher().run(["blinkx-1"]).outcomes
     assert outcome.login_url
-    redirect = person_logs_in(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"})
+    redirect = browser_login(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"}, follow=False)
     wrong = harness.refresher().complete("blinkx-1", redirect)
     assert wrong.state is AccountState.NEEDS_ATTENTION and "BX9999" in (wrong.error or "")
     assert harness.token("blinkx-1") is None
@@ -332,7 +314,7 @@ def test_expiry_is_the_next_0600_ist_on_both_sides(login_ist: datetime, expiry_i
         adapter = BlinkX(validate_credentials("blinkx-1", credentials), clock=clock)
         step = adapter.login()
         assert isinstance(step, PendingStep) and step.login_url is not None
-        session = adapter.complete(step, person_logs_in(sim, step.login_url, {**credentials, **PERSON}))
+        session = adapter.complete(step, browser_login(sim, step.login_url, {**credentials, **PERSON}, follow=False))
         adapter.validate(session)
         adapter.close()
         assert session.expires_at == expiry_ist
