@@ -19,19 +19,15 @@ Example:
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import re
-import socket
-import socketserver
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
@@ -49,6 +45,7 @@ from broker_tokens.config import Settings
 from broker_tokens.logs import logger
 from broker_tokens.runtime import build_refresher
 from infra.local.lambda_context import LocalLambdaContext
+from infra.local.loopback import LoopbackHandler, LoopbackServer
 from infra.local.template import LocalResources
 from token_api.app import lambda_handler
 
@@ -56,7 +53,6 @@ from token_api.app import lambda_handler
 DEFAULT_PORT = 8765
 # Lambda's synchronous invocation payload limit: a Function URL refuses larger requests itself.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-IDLE_CONNECTION_SECONDS = 30.0
 LOCAL_ACCOUNT_ID = "000000000000"
 SIGV4 = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/\s]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)"
@@ -361,73 +357,21 @@ def _response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     return int(result["statusCode"]), headers, body
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackServer):
     def __init__(self, address: tuple[str, int], front: LocalFront) -> None:
         self.front = front
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can stall without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
 
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if open_ else self._connections.discard)(connection)
-
-    def cut_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "broker-tokens-local-front"
-    sys_version = ""
-    timeout = IDLE_CONNECTION_SECONDS
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: a request line can carry a request token."""
-
-    def do_GET(self) -> None:
+    # A Function URL hands every method to the function: HEAD and OPTIONS too (the simulators refuse them).
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's dispatch name
         self._dispatch()
 
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def do_OPTIONS(self) -> None:
+    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's dispatch name
         self._dispatch()
 
     def _dispatch(self) -> None:

@@ -31,27 +31,24 @@ so that records (and `count`) know whose request it was.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import socket
-import socketserver
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
+
+from infra.local.loopback import LoopbackHandler, LoopbackServer
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_048_576
 MAX_HANG_SECONDS = 120.0
-IDLE_CONNECTION_SECONDS = 30.0
 _POLL_SECONDS = 0.02
 
 
@@ -699,73 +696,16 @@ class SimulatorServer:
             return self.answer_server_error(request, 500)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall without DNS
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
+class _Server(LoopbackServer):
     def __init__(self, address: tuple[str, int], simulator: SimulatorServer) -> None:
         self.simulator = simulator
         self.stop_event = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
 
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def cut_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by the peer
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
     server_version = "broker-simulator"
-    sys_version = ""
-    timeout = IDLE_CONNECTION_SECONDS
-    disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the simulator keeps its own records, and a request line can hold a secret."""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The Date header on the simulator's clock: a broker whose clock differs says so in every answer."""
