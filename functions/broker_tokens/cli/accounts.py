@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -19,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from broker_tokens.brokers import broker_class, known_brokers
 from broker_tokens.brokers.base import COMMON_FIELDS, Broker, Field
-from broker_tokens.cli.context import EXIT_OK, CliError, Context, account_id
-from broker_tokens.cli.output import HelpFormatter, render_table
+from broker_tokens.cli.context import EXIT_OK, CliError, Context, account_id, command, command_group
+from broker_tokens.cli.output import render_table
 from broker_tokens.cli.prompts import InputEndedError
 from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import CredentialsError
@@ -40,20 +39,20 @@ ACCOUNT_TAG = "broker-tokens:account"
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `accounts` command group."""
-    group = commands.add_parser(
+    actions = command_group(
+        commands,
+        common,
         "accounts",
-        parents=[common],
         help="add, update, remove or list accounts (credentials secrets)",
         description=__doc__,
-        formatter_class=HelpFormatter,
     )
-    actions = group.add_subparsers(dest="accounts_command", metavar="{add,update,remove,list}")
-    group.set_defaults(handler=lambda ctx: _group_help(group))
     brokers = ", ".join(known_brokers())
 
-    add = actions.add_parser(
+    add = command(
+        actions,
+        common,
         "add",
-        parents=[common],
+        add_account,
         help="create an account's credentials secret",
         description="Create {prefix}/ACCOUNT/credentials. Each credential of the broker is asked in turn "
         "(hidden for secrets; required ones first, then optional ones: Enter skips). The current TOTP code "
@@ -64,17 +63,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "  broker-tokens accounts add angel-main --from-file angel-main.json\n"
         "  printf '%s\\n' KEY A123456 1234 JBSWY3DPEHPK3PXP | broker-tokens accounts add angel-main --broker angelone\n"
         f"\nbrokers: {brokers}",
-        formatter_class=HelpFormatter,
     )
     add.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id, e.g. angel-main")
     add.add_argument("--broker", help=f"the broker ({brokers}); optional with --from-file naming it")
     add.add_argument("--from-file", metavar="FILE", help="read the credentials JSON object from FILE ('-' = stdin)")
     add.add_argument("-y", "--yes", action="store_true", help="do not ask whether the TOTP code matches")
-    add.set_defaults(handler=add_account)
 
-    update = actions.add_parser(
+    update = command(
+        actions,
+        common,
         "update",
-        parents=[common],
+        update_account,
         help="change an account's credentials (Enter keeps a value)",
         description="Write a new version of {prefix}/ACCOUNT/credentials. Asks for each value again (Enter "
         "keeps the current one), or takes --from-file (keys in the file replace the current ones) or "
@@ -83,7 +82,6 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "  broker-tokens accounts update angel-main\n"
         "  broker-tokens accounts update angel-main --set enabled=false\n"
         "  broker-tokens accounts update angel-main --from-file new-pin.json",
-        formatter_class=HelpFormatter,
     )
     update.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     update.add_argument("--from-file", metavar="FILE", help="merge the JSON object in FILE ('-' = stdin)")
@@ -96,16 +94,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     update.add_argument("--unset", metavar="KEY", action="append", default=[], help="remove an optional key")
     update.add_argument("-y", "--yes", action="store_true", help="do not ask whether the TOTP code matches")
-    update.set_defaults(handler=update_account)
 
-    remove = actions.add_parser(
+    remove = command(
+        actions,
+        common,
         "remove",
-        parents=[common],
+        remove_account,
         help="delete an account's secrets (recoverable for a while)",
         description="Schedule {prefix}/ACCOUNT/credentials and {prefix}/ACCOUNT/token for deletion (Secrets "
         "Manager keeps them restorable for the recovery window) and forget the account's state.",
         epilog="example:\n  broker-tokens accounts remove angel-old --yes",
-        formatter_class=HelpFormatter,
     )
     remove.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     remove.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
@@ -115,22 +113,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default=DEFAULT_RECOVERY_DAYS,
         help=f"days the secrets stay restorable, 7 to 30 (default {DEFAULT_RECOVERY_DAYS})",
     )
-    remove.set_defaults(handler=remove_account)
 
-    listing = actions.add_parser(
+    listing = command(
+        actions,
+        common,
         "list",
-        parents=[common],
+        list_accounts,
         help="the accounts under the prefix (no secret value is read)",
         description="List the accounts under the prefix from secret metadata only: broker tag, when the "
         "credentials and the token last changed.",
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=list_accounts)
-
-
-def _group_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def recovery_days(value: str) -> int:
@@ -413,7 +406,7 @@ def list_accounts(ctx: Context) -> int:
         ctx.out.json(rows)
         return EXIT_OK
     if not rows:
-        ctx.out.print(f"No accounts under {ctx.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME).")
+        ctx.out.print(ctx.no_accounts())
         return EXIT_OK
     zone = ctx.settings.market_timezone
     table = [

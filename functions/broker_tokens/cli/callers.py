@@ -8,29 +8,28 @@ IAM principal (``--principal-arn``). Scopes: accounts by name or pattern (``ange
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from broker_tokens.callers import ACTIONS, Caller, CallerStore
-from broker_tokens.cli.context import EXIT_OK, CliError, Context
-from broker_tokens.cli.output import HelpFormatter, render_table
+from broker_tokens.cli.context import EXIT_OK, CliError, Context, command, command_group
+from broker_tokens.cli.output import render_table
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `callers` command group."""
-    group = commands.add_parser(
+    actions = command_group(
+        commands,
+        common,
         "callers",
-        parents=[common],
         help="add, list or revoke token API callers (API keys, IAM principals)",
         description=__doc__,
-        formatter_class=HelpFormatter,
     )
-    actions = group.add_subparsers(dest="callers_command", metavar="{add,list,revoke}")
-    group.set_defaults(handler=lambda ctx: _group_help(group))
 
-    add = actions.add_parser(
+    add = command(
+        actions,
+        common,
         "add",
-        parents=[common],
+        add_caller,
         help="create a caller; prints its new API key once",
         description="Create a caller of the token API. Without --principal-arn it gets an API key, printed "
         "once on stdout (only its hash is stored). An existing caller is replaced only with --replace (its "
@@ -39,34 +38,32 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         '  broker-tokens callers add trading-bot --accounts angel-main,"kite-*" --actions read\n'
         "  broker-tokens callers add ops --accounts '*' --actions read,refresh "
         "--principal-arn arn:aws:iam::123456789012:role/ops",
-        formatter_class=HelpFormatter,
     )
     add.add_argument("name", help="caller name, e.g. trading-bot")
     add.add_argument("--accounts", required=True, type=comma_list, help="account ids or patterns, comma-separated")
     add.add_argument("--actions", required=True, type=comma_list, help=f"comma-separated: {', '.join(sorted(ACTIONS))}")
     add.add_argument("--principal-arn", help="an IAM role or user ARN instead of an API key")
     add.add_argument("--replace", action="store_true", help="replace an existing caller of that name (new key)")
-    add.set_defaults(handler=add_caller)
 
-    listing = actions.add_parser(
-        "list", parents=[common], help="every caller and its scopes (never a key)", description="List the callers."
+    listing = command(
+        actions,
+        common,
+        "list",
+        list_callers,
+        help="every caller and its scopes (never a key)",
+        description="List the callers.",
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=list_callers)
 
-    revoke = actions.add_parser(
+    revoke = command(
+        actions,
+        common,
         "revoke",
-        parents=[common],
+        revoke_caller,
         help="delete a caller (its key stops working at once)",
         description="Delete a caller; its API key or IAM mapping stops working at once.",
     )
     revoke.add_argument("name", help="caller name")
-    revoke.set_defaults(handler=revoke_caller)
-
-
-def _group_help(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def comma_list(value: str) -> list[str]:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from broker_tokens.alerts import Alerts
 from broker_tokens.cli.localstate import local_environment
-from broker_tokens.cli.output import Output
+from broker_tokens.cli.output import HelpFormatter, Output
 from broker_tokens.cli.prompts import Prompter
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import DEFAULT_PREFIX, Settings
@@ -85,6 +85,57 @@ def account_id(value: str) -> str:
             f"{value!r} is not an account id (lower-case letters, digits and '-', at most 63, e.g. angel-main)"
         )
     return value
+
+
+def command(
+    commands: Any, common: argparse.ArgumentParser, name: str, handler: Callable[[Context], int], **options: Any
+) -> argparse.ArgumentParser:
+    """A command (or an action of a group) with the global options, the CLI's help layout and its handler.
+
+    ``options`` are add_parser's (help, description, epilog); the caller adds the command's arguments.
+
+    Example:
+        >>> parser = command(commands, common, "status", status, help="every account's state")  # doctest: +SKIP
+        >>> parser.add_argument("--json", action="store_true")                                 # doctest: +SKIP
+    """
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, parents=[common], formatter_class=HelpFormatter, **options
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def command_group(
+    commands: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    *,
+    defaults: dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
+    """A group of commands (`accounts add`, `accounts list`...); returns what its actions are added to.
+
+    Named without an action, the group prints its help to stderr and exits 2. ``defaults`` go to the
+    namespace of the group and of each of its actions.
+
+    Example:
+        >>> actions = command_group(commands, common, "callers", help="API callers")  # doctest: +SKIP
+        >>> command(actions, common, "list", list_callers, help="every caller")      # doctest: +SKIP
+    """
+    group = command(commands, common, name, lambda _: group_help(group), **options)
+    group.set_defaults(**(defaults or {}))
+    return group.add_subparsers(dest=f"{name}_command")
+
+
+def group_help(parser: argparse.ArgumentParser) -> int:
+    """A group named without its command: its help on stderr, as a usage error.
+
+    Example:
+        >>> group_help(argparse.ArgumentParser(prog="broker-tokens accounts"))  # doctest: +SKIP
+        2
+    """
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 class Context:
@@ -262,6 +313,10 @@ class Context:
         if missing:
             raise CliError(self.unknown_account(missing[0]) if len(missing) == 1 else self.unknown_accounts(missing))
         return sorted(set(accounts))
+
+    def no_accounts(self) -> str:
+        """The line for a prefix that holds no account yet, with the command that adds one."""
+        return f"No accounts under {self.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME)."
 
     def unknown_account(self, account: str) -> str:
         """The message for an account without a credentials secret."""

@@ -21,8 +21,8 @@ import requests
 from botocore.exceptions import ClientError
 
 from broker_tokens.cli.accounts import account_rows
-from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context
-from broker_tokens.cli.output import GREEN, RED, YELLOW, HelpFormatter, paint
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
+from broker_tokens.cli.output import GREEN, RED, YELLOW, paint
 from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import CredentialsError
 from broker_tokens.secrets import error_code
@@ -50,15 +50,15 @@ class Check:
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `doctor` command."""
-    parser = commands.add_parser(
+    command(
+        commands,
+        common,
         "doctor",
-        parents=[common],
+        doctor,
         help="check AWS, the secrets, the state table and the clock; say what to fix",
         description=__doc__,
         epilog="Exit 0 when nothing failed (warnings allowed), 1 when a check failed, 2 when AWS is unreachable.",
-        formatter_class=HelpFormatter,
     )
-    parser.set_defaults(handler=doctor)
 
 
 def doctor(ctx: Context) -> int:

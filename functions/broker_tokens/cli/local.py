@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, command, command_group
 from broker_tokens.cli.localstate import (
     DEFAULT_LIFETIME_HOURS,
     SERVER_MODULE,
@@ -26,7 +26,6 @@ from broker_tokens.cli.localstate import (
     running_state,
     state_path,
 )
-from broker_tokens.cli.output import HelpFormatter
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
@@ -35,24 +34,24 @@ POLL_SECONDS = 0.1
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `local` command group."""
-    group = commands.add_parser(
+    actions = command_group(
+        commands,
+        common,
         "local",
-        parents=[common],
         help="start, stop or show the embedded stack (no AWS account needed)",
         description=__doc__,
-        formatter_class=HelpFormatter,
+        defaults={"manages_stack": True},
     )
-    actions = group.add_subparsers(dest="local_command", metavar="{up,down,status}")
-    group.set_defaults(handler=lambda ctx: group_help(group), manages_stack=True)
 
-    up = actions.add_parser(
+    up = command(
+        actions,
+        common,
         "up",
-        parents=[common],
+        local_up,
         help="start the stack in the background and seed demo accounts",
         description="Start moto and one simulator per broker in a background process, seed a demo account "
         "per broker, and write the state file that --local reads.",
         epilog="example:\n  broker-tokens local up\n  broker-tokens --local status",
-        formatter_class=HelpFormatter,
     )
     up.add_argument(
         "--lifetime-hours",
@@ -60,26 +59,18 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         default=DEFAULT_LIFETIME_HOURS,
         help=f"stop by itself after this many hours (default {DEFAULT_LIFETIME_HOURS:g})",
     )
-    up.set_defaults(handler=local_up)
 
-    down = actions.add_parser(
-        "down", parents=[common], help="stop the background stack", description="Stop the background stack."
+    command(
+        actions, common, "down", local_down, help="stop the background stack", description="Stop the background stack."
     )
-    down.set_defaults(handler=local_down)
-
-    status = actions.add_parser(
+    command(
+        actions,
+        common,
         "status",
-        parents=[common],
+        local_status,
         help="is the stack up, and where (exit 1 when it is not)",
         description="Show whether the stack is up and its endpoints; exit 0 when up, 1 when not.",
     )
-    status.set_defaults(handler=local_status)
-
-
-def group_help(parser: argparse.ArgumentParser) -> int:
-    """A group named without its command: its help, as a usage error."""
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def positive_hours(value: str) -> float:

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.kite import KiteConnect, request_token_from
-from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id
-from broker_tokens.cli.output import HelpFormatter, isatty, paint, state_colour
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
+from broker_tokens.cli.output import isatty, paint, state_colour
 from broker_tokens.cli.status import print_next_steps
 from broker_tokens.models import AccountState, Outcome, Source
 from broker_tokens.refresh import Refresher, Report
@@ -29,62 +29,62 @@ PROGRESS_NOTE_LENGTH = 80
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add refresh, login, verify and reset."""
-    refresh = commands.add_parser(
+    refresh = command(
+        commands,
+        common,
         "refresh",
-        parents=[common],
+        refresh_accounts,
         help="log accounts in now (fresh ones are skipped unless --force)",
         description="Make accounts fresh now, here, through the same core as the scheduled Lambda run "
         "(single flight across both, the same retries and the same no-lockout rule). A line per finished "
         "account goes to stderr, then the report table to stdout. Exit 0 when every account ends fresh, 1 "
         "otherwise.",
         epilog="examples:\n  broker-tokens refresh\n  broker-tokens refresh angel-main --force",
-        formatter_class=HelpFormatter,
     )
     refresh.add_argument("accounts", nargs="*", type=account_id, metavar="ACCOUNT", help="default: every account")
     refresh.add_argument("--force", action="store_true", help="log in even when the token is fresh")
     refresh.add_argument("--json", action="store_true", help="print the report as JSON")
-    refresh.set_defaults(handler=refresh_accounts)
 
-    login = commands.add_parser(
+    login = command(
+        commands,
+        common,
         "login",
-        parents=[common],
+        login_account,
         help="a browser login (BlinkX; Zerodha with web login off)",
         description="Without a value: start the login and print the URL a person opens. With the value the "
         "broker's redirect brought back (the whole redirect URL, or just its request_token): finish it.",
         epilog="examples:\n  broker-tokens login blinkx-main\n"
         "  broker-tokens login blinkx-main 'https://example.com/cb?request_token=AbC123&action=login&status=success'",
-        formatter_class=HelpFormatter,
     )
     login.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     login.add_argument("value", nargs="?", metavar="REQUEST_TOKEN_OR_REDIRECT_URL", help="what the redirect brought")
     login.add_argument("--force", action="store_true", help="start a new login even when the token is fresh")
-    login.set_defaults(handler=login_account)
 
-    verify = commands.add_parser(
+    verify = command(
+        commands,
+        common,
         "verify",
-        parents=[common],
+        verify_account,
         help="finish a login with the code the broker e-mailed (AutoShares)",
         description="Finish a two-factor login that waits for the code the broker sent by e-mail or SMS. "
         "Without CODE, it is asked (or read from stdin).",
         epilog="example:\n  broker-tokens verify etna-main 482913",
-        formatter_class=HelpFormatter,
     )
     verify.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     verify.add_argument("code", nargs="?", help="the code from the e-mail or SMS")
-    verify.set_defaults(handler=verify_account)
 
-    reset = commands.add_parser(
+    reset = command(
+        commands,
+        common,
         "reset",
-        parents=[common],
+        reset_account,
         help="clear needs-attention so the next run tries again",
         description="After a permanent rejection (wrong PIN, blocked account...) an account is not tried "
         "again until its credentials secret changes. Once the cause is gone without a credentials change "
         "(say the broker unblocked it), reset lets the next run log in.",
         epilog="example:\n  broker-tokens reset angel-main && broker-tokens refresh angel-main",
-        formatter_class=HelpFormatter,
     )
     reset.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
-    reset.set_defaults(handler=reset_account)
 
 
 # -- refresh --------------------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def refresh_accounts(ctx: Context) -> int:
     """
     names = ctx.require_accounts(list(ctx.args.accounts))
     if not names:
-        ctx.out.print(f"No accounts under {ctx.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME).")
+        ctx.out.print(ctx.no_accounts())
         return EXIT_OK
     progress = Progress(len(names), ctx.out.err, colour=ctx.out.err_colour)
     quiet = len(names) < PROGRESS_FROM

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context
-from broker_tokens.cli.output import HelpFormatter, render_table, state_colour
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
+from broker_tokens.cli.output import render_table, state_colour
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, Outcome
 from broker_tokens.table import local_time
@@ -20,20 +20,20 @@ HEADERS = ("account", "broker", "state", "issued", "expires", "last error / next
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `status` command."""
-    parser = commands.add_parser(
+    parser = command(
+        commands,
+        common,
         "status",
-        parents=[common],
+        status,
         help="every account's state, token times and last error",
         description="Every account: broker, state (fresh, expiring, expired, failed, needs-attention, "
         "awaiting-login, awaiting-verification, healthy, disabled), when its token was issued and expires, "
         "and the last error. No broker is called. Exit 0 when every account is fresh (or healthy, or "
         "disabled), 1 otherwise.",
         epilog="examples:\n  broker-tokens status\n  broker-tokens status --json | jq '.accounts[].state'",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="only these accounts (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON ({ok, accounts: [...]})")
-    parser.set_defaults(handler=status)
 
 
 def status(ctx: Context) -> int:
@@ -50,7 +50,7 @@ def status(ctx: Context) -> int:
         ctx.out.json({"ok": ok, "accounts": [o.to_dict() for o in outcomes]})
         return EXIT_OK if ok else EXIT_NOT_FRESH
     if not outcomes:
-        ctx.out.print(f"No accounts under {ctx.prefix}/ (add one: broker-tokens accounts add ACCOUNT --broker NAME).")
+        ctx.out.print(ctx.no_accounts())
         return EXIT_OK
     ctx.out.print(status_table(outcomes, ctx))
     print_summary(ctx, outcomes)

@@ -10,8 +10,7 @@ import argparse
 from typing import Any
 
 from broker_tokens.brokers import broker_class
-from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id
-from broker_tokens.cli.output import HelpFormatter
+from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
 from broker_tokens.errors import BrokerError
 from broker_tokens.freshness import token_state
 from broker_tokens.models import AccountState, LoginResult, Session, Source, TokenRecord
@@ -20,9 +19,11 @@ from broker_tokens.table import local_time
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `token` command."""
-    parser = commands.add_parser(
+    parser = command(
+        commands,
+        common,
         "token",
-        parents=[common],
+        show_token,
         help="print an account's token record (or just the Authorization value)",
         description="Print the account's current token record as JSON (the public contract: authorization, "
         "headers, expires_at...), or with --header only the Authorization header value. Exit 1 without "
@@ -30,11 +31,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "a fresh token is signed.",
         epilog='examples:\n  broker-tokens token angel-main\n  curl -H "Authorization: '
         '$(broker-tokens token angel-main --header)" https://...',
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     parser.add_argument("--header", action="store_true", help="print only the Authorization header value")
-    parser.set_defaults(handler=show_token)
 
 
 def show_token(ctx: Context) -> int:
