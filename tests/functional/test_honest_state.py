@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from infra.local.simulators.kite import ZerodhaSimulator
+
 from broker_tokens.clock import WarpClock
 from broker_tokens.models import AccountState
-from infra.local.simulators.kite import ZerodhaSimulator
 from tests.functional.test_refresh_kite import kite_account
 from tests.support.harness import Harness
 
