@@ -28,6 +28,7 @@ from infra.local.simulators.tradejini import TradejiniSimulator
 
 from broker_tokens.callers import CallerStore
 from broker_tokens.totp import BrokerTOTP
+from tests.support.accounts import etna_credentials
 
 CLI_TIMEOUT_SECONDS = 90
 PREFIX = "broker-tokens"
@@ -366,10 +367,7 @@ def test_login_prints_the_url_and_finishes_with_the_redirect(
 
 def test_verify_finishes_a_login_with_the_emailed_code(local_env: dict[str, str]) -> None:
     with AutoSharesSimulator() as sim:
-        sim.add_app_key("cli-app-key")
-        sim.add_account("cli.2fa", "cli-pass-word", two_factor=True)
-        creds = {"broker": "etna", "app_key": "cli-app-key", "username": "cli.2fa", "password": "cli-pass-word",
-                 "base_url": sim.url}  # fmt: skip
+        creds = etna_credentials(sim, "cli.2fa", "cli-pass-word", app_key="cli-app-key", two_factor=True, broker="etna")
         add_account(local_env, "t-etna", creds)
         early = run_cli("verify", "t-etna", "123456", env=local_env)
         assert "not waiting for a code" in assert_one_line_error(early)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
@@ -15,6 +16,7 @@ from infra.local.template import LocalResources, provision
 
 from broker_tokens.clock import WarpClock
 from tests.support.harness import PREFIX, Harness
+from tests.support.simulators import simulator_fixture
 
 
 @pytest.fixture(scope="session")
@@ -43,42 +45,21 @@ def harness(moto: MotoServer, cloud: LocalResources, clock: WarpClock) -> Harnes
 
 
 @pytest.fixture
-def angel(clock: WarpClock) -> Iterator[AngelOneSimulator]:
-    """The Angel One simulator on the shared clock."""
-    with AngelOneSimulator(clock=clock) as sim:
-        yield sim
+def http() -> Iterator[requests.Session]:
+    """A client session for driving a simulator the way a broker's client does (keep-alive included)."""
+    with requests.Session() as session:
+        yield session
 
 
-@pytest.fixture
-def tradejini(clock: WarpClock) -> Iterator[TradejiniSimulator]:
-    """The Tradejini CubePlus simulator on the shared clock."""
-    with TradejiniSimulator(clock=clock) as sim:
-        yield sim
-
-
-@pytest.fixture
-def autoshares(clock: WarpClock) -> Iterator[AutoSharesSimulator]:
-    """The AutoShares (ETNA Trader) simulator on the shared clock."""
-    with AutoSharesSimulator(clock=clock) as sim:
-        yield sim
-
-
-@pytest.fixture
-def zerodha(clock: WarpClock) -> Iterator[ZerodhaSimulator]:
-    """The Zerodha Kite Connect simulator (API root and login origin) on the shared clock."""
-    with ZerodhaSimulator(clock=clock) as sim:
-        yield sim
-
-
-@pytest.fixture
-def blinkx(clock: WarpClock) -> Iterator[BlinkXSimulator]:
-    """The BlinkX simulator (API root /SmartApi and login origin) on the shared clock."""
-    with BlinkXSimulator(clock=clock) as sim:
-        yield sim
-
-
-@pytest.fixture
-def pitrade(clock: WarpClock) -> Iterator[PiTradeSimulator]:
-    """The PiTrade Partner API simulator on the shared clock."""
-    with PiTradeSimulator(clock=clock) as sim:
-        yield sim
+angel = simulator_fixture("angel", AngelOneSimulator, "The Angel One simulator on the shared clock.")
+tradejini = simulator_fixture("tradejini", TradejiniSimulator, "The Tradejini CubePlus simulator on the shared clock.")
+autoshares = simulator_fixture(
+    "autoshares", AutoSharesSimulator, "The AutoShares (ETNA Trader) simulator on the shared clock."
+)
+zerodha = simulator_fixture(
+    "zerodha", ZerodhaSimulator, "The Zerodha Kite Connect simulator (API root and login origin) on the shared clock."
+)
+blinkx = simulator_fixture(
+    "blinkx", BlinkXSimulator, "The BlinkX simulator (API root /SmartApi and login origin) on the shared clock."
+)
+pitrade = simulator_fixture("pitrade", PiTradeSimulator, "The PiTrade Partner API simulator on the shared clock.")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pyotp
-import requests
 from infra.local.simulators.angelone import AngelOneSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, parse_iso
+from tests.support.accounts import angel_credentials, call_with_record
 from tests.support.harness import Harness
 from tests.support.logsink import SECRETS, SINK
 
@@ -24,16 +23,7 @@ def angel_account(
     pin: str = "2468",
     api_key: str = "angel-key-1",
 ) -> dict[str, Any]:
-    totp_secret = pyotp.random_base32()
-    sim.add_account(client_code=client_code, pin=pin, totp_secret=totp_secret, api_key=api_key, name="Test Trader")
-    credentials = {
-        "broker": "angelone",
-        "api_key": api_key,
-        "client_code": client_code,
-        "pin": pin,
-        "totp_secret": totp_secret,
-        "base_url": sim.url,
-    }
+    credentials = angel_credentials(sim, client_code, pin=pin, api_key=api_key, name="Test Trader")
     harness.add_account(account, credentials)
     return credentials
 
@@ -51,15 +41,8 @@ def test_refresh_writes_a_valid_token_record(angel: AngelOneSimulator, harness: 
     lifetime = parse_iso(record["expires_at"]) - parse_iso(record["issued_at"])
     assert timedelta(hours=23, minutes=55) <= lifetime <= timedelta(hours=28)
     # The contract: authorization + headers (+ Accept, Content-Type) make a valid call with nothing else.
-    profile = requests.get(
-        f"{angel.url}/rest/secure/angelbroking/user/v1/getProfile",
-        headers={
-            "Authorization": record["authorization"],
-            **record["headers"],
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        },
-        timeout=5,
+    profile = call_with_record(
+        f"{angel.url}/rest/secure/angelbroking/user/v1/getProfile", record, content_type="application/json"
     ).json()
     assert profile["status"] is True and profile["data"]["clientcode"] == "A100001"
 

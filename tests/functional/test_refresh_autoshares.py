@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import requests
 from infra.local.simulators.autoshares import USER_INFO_PATH, AutoSharesSimulator
 
 from broker_tokens.clock import WarpClock
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, parse_iso
+from tests.support.accounts import call_with_record, etna_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import SINK, leaks, remember_secret
 
@@ -31,16 +31,9 @@ def etna_account(
     two_factor: bool = False,
     pin: str | None = None,
 ) -> dict[str, Any]:
-    sim.add_app_key(APP_KEY)
-    sim.add_account(username, password, two_factor=two_factor, pin_step=pin is not None, pin=pin or "")
-    credentials = {
-        "broker": broker,
-        "app_key": APP_KEY,
-        "username": username,
-        "password": password,
-        "base_url": sim.url,
-        **({"pin": pin} if pin else {}),
-    }
+    credentials = etna_credentials(
+        sim, username, password, app_key=APP_KEY, two_factor=two_factor, pin=pin, broker=broker
+    )
     harness.add_account(account, credentials)
     return credentials
 
@@ -51,11 +44,7 @@ def two_factor_account(sim: AutoSharesSimulator, harness: Harness) -> dict[str, 
 
 def call_with(record: dict[str, Any], sim: AutoSharesSimulator) -> dict[str, Any]:
     """A user-info call made from the token record alone, as an app makes it."""
-    answer = requests.get(
-        sim.url + USER_INFO_PATH,
-        headers={"Authorization": record["authorization"], **record["headers"], "Accept": "application/json"},
-        timeout=5,
-    )
+    answer = call_with_record(sim.url + USER_INFO_PATH, record)
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body

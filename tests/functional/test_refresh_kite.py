@@ -18,6 +18,7 @@ from broker_tokens.clock import WarpClock
 from broker_tokens.credentials import validate_credentials
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, PendingStep, parse_iso
+from tests.support.accounts import call_with_record, kite_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
 
@@ -49,20 +50,18 @@ def kite_account(
     person_only: bool = False,
 ) -> dict[str, Any]:
     """An app and a user on the simulator, and the matching credentials secret."""
-    api_secret, password, totp_secret = f"{api_key}-secret-value", f"{user_id}-pass-word", pyotp.random_base32()
-    sim.add_app(api_key, api_secret, CALLBACK.format(account=account))
-    sim.add_user(user_id, password, totp_secret, user_name="Test Trader")
-    broker = "zerodha" if isinstance(sim, ZerodhaSimulator) else "blinkx"
-    credentials: dict[str, Any] = {
-        "broker": broker,
-        "api_key": api_key,
-        "api_secret": api_secret,
-        "user_id": user_id,
-        "base_url": sim.url,
-        "login_url": sim.login_url,
-    }
-    if not person_only:
-        credentials.update(password=password, totp_secret=totp_secret)
+    password, totp_secret = f"{user_id}-pass-word", pyotp.random_base32()
+    credentials = kite_credentials(
+        sim,
+        user_id,
+        api_key=api_key,
+        api_secret=f"{api_key}-secret-value",
+        redirect_url=CALLBACK.format(account=account),
+        password=password,
+        totp_secret=totp_secret,
+        user_name="Test Trader",
+        person_only=person_only,
+    )
     harness.add_account(account, credentials)
     remember_secret(password, totp_secret)
     return {**credentials, "password": password, "totp_secret": totp_secret}
@@ -70,8 +69,7 @@ def kite_account(
 
 def profile_with(sim: KiteSimulator, record: dict[str, Any]) -> requests.Response:
     """The contract: authorization + headers (+ Accept) make a valid call with nothing else."""
-    headers = {"Authorization": record["authorization"], **record["headers"], "Accept": "application/json"}
-    return requests.get(f"{sim.url}/user/profile", headers=headers, timeout=TIMEOUT)
+    return call_with_record(f"{sim.url}/user/profile", record)
 
 
 def expires_at_next_0600_ist(record: dict[str, Any]) -> None:
@@ -287,17 +285,17 @@ PERSON = {"password": "bx-pass-word", "totp_secret": "JBSWY3DPEHPK3PXPJBSWY3DP"}
 
 def blinkx_credentials_on(sim: BlinkXSimulator) -> dict[str, Any]:
     """A BlinkX app and user on ``sim``, without the harness (for an adapter on its own clock)."""
-    sim.add_app("kite-key-1", "kite-key-1-secret-value", CALLBACK.format(account="blinkx-1"))
-    sim.add_user("BX1234", PERSON["password"], PERSON["totp_secret"])
     remember_secret("kite-key-1-secret-value", *PERSON.values())
-    return {
-        "broker": "blinkx",
-        "api_key": "kite-key-1",
-        "api_secret": "kite-key-1-secret-value",
-        "user_id": "BX1234",
-        "base_url": sim.url,
-        "login_url": sim.login_url,
-    }
+    return kite_credentials(
+        sim,
+        "BX1234",
+        api_key="kite-key-1",
+        api_secret="kite-key-1-secret-value",
+        redirect_url=CALLBACK.format(account="blinkx-1"),
+        password=PERSON["password"],
+        totp_secret=PERSON["totp_secret"],
+        person_only=True,
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ from typing import Any
 
 import pyotp
 import pytest
-import requests
 from infra.local.simulators.tradejini import DETAILS_PATH, TradejiniSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, parse_iso
+from tests.support.accounts import call_with_record, tradejini_credentials
 from tests.support.harness import Harness
 
 
@@ -24,15 +24,7 @@ def tradejini_account(
     api_key: str = "tj-key-1",
     pin: str = "2468",
 ) -> dict[str, Any]:
-    totp_secret = pyotp.random_base32()
-    sim.add_account(user_id=user_id, api_key=api_key, pin=pin, totp_secret=totp_secret, user_name="Test Trader")
-    credentials = {
-        "broker": "tradejini",
-        "api_key": api_key,
-        "password": pin,
-        "totp_secret": totp_secret,
-        "base_url": sim.url,
-    }
+    credentials = tradejini_credentials(sim, user_id, api_key=api_key, pin=pin, user_name="Test Trader")
     harness.add_account(account, credentials)
     return credentials
 
@@ -49,11 +41,7 @@ def test_refresh_writes_a_valid_token_record(tradejini: TradejiniSimulator, harn
     lifetime = parse_iso(record["expires_at"]) - parse_iso(record["issued_at"])
     assert timedelta(hours=23, minutes=59) <= lifetime <= timedelta(hours=24)
     # The contract: authorization + headers (+ Accept) make a valid call with nothing else.
-    details = requests.get(
-        tradejini.url + DETAILS_PATH,
-        headers={"Authorization": record["authorization"], **record["headers"], "Accept": "application/json"},
-        timeout=5,
-    ).json()
+    details = call_with_record(tradejini.url + DETAILS_PATH, record).json()
     assert details["s"] == "ok" and details["d"]["userId"] == "TJ1001"
 
 

@@ -29,6 +29,7 @@ from broker_tokens.backend import LocalBackend
 from broker_tokens.callers import CallerStore
 from broker_tokens.clock import WarpClock
 from tests.functional.test_refresh_angelone import angel_account
+from tests.support.accounts import call_with_record
 from tests.support.harness import Harness
 from tests.support.logsink import SECRETS, leaks, remember_secret
 from tests.unit.test_token_cache import CallCounter
@@ -130,15 +131,8 @@ def test_the_served_record_makes_a_valid_broker_call(
     api: Api, angel1: dict[str, Any], angel: AngelOneSimulator
 ) -> None:
     token = api.call("GET", "/accounts/angel-1/token", api.key()).json()
-    profile = requests.get(
-        f"{angel.url}/rest/secure/angelbroking/user/v1/getProfile",
-        headers={
-            "Authorization": token["authorization"],
-            **token["headers"],
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        },
-        timeout=5,
+    profile = call_with_record(
+        f"{angel.url}/rest/secure/angelbroking/user/v1/getProfile", token, content_type="application/json"
     ).json()
     assert profile["status"] is True
 

@@ -28,6 +28,7 @@ from broker_tokens.runtime import container_refresher
 from refresher.app import lambda_handler as refresher_handler
 from tests.functional.test_refresh_angelone import angel_account
 from tests.functional.test_token_api import Api, api_fixture, start_api  # noqa: F401 - `api` is a fixture
+from tests.support.accounts import etna_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
 
@@ -107,16 +108,7 @@ def test_a_callback_with_a_forged_request_token_leaves_the_login_open(
 
 def etna_account(sim: AutoSharesSimulator, harness: Harness, account: str = "etna-2") -> str:
     password = secrets.token_urlsafe(12)
-    sim.add_app_key("etna-app-key")
-    sim.add_account("trader2", password, two_factor=True)
-    credentials = {
-        "broker": "autoshares",
-        "app_key": "etna-app-key",
-        "username": "trader2",
-        "password": password,
-        "base_url": sim.url,
-    }
-    harness.add_account(account, credentials)
+    harness.add_account(account, etna_credentials(sim, "trader2", password, app_key="etna-app-key", two_factor=True))
     return "trader2"
 
 

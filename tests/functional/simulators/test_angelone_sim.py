@@ -41,12 +41,6 @@ def sim(clock: ManualClock) -> Iterator[AngelOneSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def angel_headers(api_key: str = API_KEY, token: str | None = None) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json",

@@ -36,12 +36,6 @@ def sim(clock: ManualClock) -> Iterator[AutoSharesSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def token_call(
     http: requests.Session,
     sim: AutoSharesSimulator,

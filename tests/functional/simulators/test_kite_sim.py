@@ -61,12 +61,6 @@ def kite(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[KiteSim
         yield seeded(sim)
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def version_headers(sim: KiteSimulator) -> dict[str, str]:
     return {"X-Kite-Version": "3"} if isinstance(sim, ZerodhaSimulator) else {"X-Version": "3"}
 

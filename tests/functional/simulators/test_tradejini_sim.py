@@ -30,12 +30,6 @@ def sim(clock: ManualClock) -> Iterator[TradejiniSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
-
-
 def login(
     http: requests.Session,
     sim: TradejiniSimulator,
