@@ -17,6 +17,8 @@ from infra.local.simulators.base import SimulatorServer
 from infra.local.simulators.kite import ZerodhaSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 
+from tests.support.accounts import angel_credentials, etna_credentials, kite_credentials, tradejini_credentials
+
 
 @dataclass(frozen=True)
 class Kit:
@@ -38,42 +40,16 @@ class Kit:
     totp_in_first_request: bool = True
 
 
-def _angel_seed(sim: AngelOneSimulator) -> dict[str, Any]:
-    secret = pyotp.random_base32()
-    sim.add_account(client_code="F100001", pin="5791", totp_secret=secret, api_key="fault-angel-key")
-    return {
-        "broker": "angelone",
-        "api_key": "fault-angel-key",
-        "client_code": "F100001",
-        "pin": "5791",
-        "totp_secret": secret,
-        "base_url": sim.url,
-    }
-
-
 ANGELONE = Kit(
     broker="angelone",
     simulator=AngelOneSimulator,
     login_endpoint="login",
     validate_endpoint="profile",
     has_totp=True,
-    seed=_angel_seed,
+    seed=lambda sim: angel_credentials(sim, "F100001", pin="5791", api_key="fault-angel-key"),
     wrong_password=lambda creds: {**creds, "pin": "1133"},
     dead_api_key=lambda creds: {**creds, "api_key": "revoked-angel-key"},
 )
-
-
-def _tradejini_seed(sim: TradejiniSimulator) -> dict[str, Any]:
-    secret = pyotp.random_base32()
-    sim.add_account(user_id="FTJ001", api_key="fault-tj-key", pin="4680", totp_secret=secret, user_name="Fault")
-    return {
-        "broker": "tradejini",
-        "api_key": "fault-tj-key",
-        "password": "4680",
-        "totp_secret": secret,
-        "base_url": sim.url,
-    }
-
 
 TRADEJINI = Kit(
     broker="tradejini",
@@ -81,24 +57,11 @@ TRADEJINI = Kit(
     login_endpoint="login",
     validate_endpoint="details",
     has_totp=True,
-    seed=_tradejini_seed,
+    seed=lambda sim: tradejini_credentials(sim, "FTJ001", api_key="fault-tj-key", pin="4680", user_name="Fault"),
     wrong_password=lambda creds: {**creds, "password": "1122"},
     dead_api_key=lambda creds: {**creds, "api_key": "revoked-tj-key"},
     ambiguous_rejection=True,  # a bare 401 for key, PIN, code and IP alike
 )
-
-
-def _autoshares_seed(sim: AutoSharesSimulator) -> dict[str, Any]:
-    sim.add_app_key("fault-etna-app")
-    sim.add_account("fault.user", "Fault-Passw0rd!", two_factor=False)
-    return {
-        "broker": "autoshares",
-        "app_key": "fault-etna-app",
-        "username": "fault.user",
-        "password": "Fault-Passw0rd!",
-        "base_url": sim.url,
-    }
-
 
 AUTOSHARES = Kit(
     broker="autoshares",
@@ -106,27 +69,10 @@ AUTOSHARES = Kit(
     login_endpoint="token",
     validate_endpoint="user_info",
     has_totp=False,
-    seed=_autoshares_seed,
+    seed=lambda sim: etna_credentials(sim, "fault.user", "Fault-Passw0rd!", app_key="fault-etna-app"),
     wrong_password=lambda creds: {**creds, "password": "Wrong-Passw0rd!"},
     dead_api_key=lambda creds: {**creds, "app_key": "revoked-etna-app"},
 )
-
-
-def _zerodha_seed(sim: ZerodhaSimulator) -> dict[str, Any]:
-    secret = pyotp.random_base32()
-    sim.add_app("fault-kite-key", "fault-kite-api-secret", "https://example.invalid/callback")
-    sim.add_user("FZ1234", "fault-kite-password", secret)
-    return {
-        "broker": "zerodha",
-        "api_key": "fault-kite-key",
-        "api_secret": "fault-kite-api-secret",
-        "user_id": "FZ1234",
-        "password": "fault-kite-password",
-        "totp_secret": secret,
-        "base_url": sim.url,
-        "login_url": sim.login_url,
-    }
-
 
 ZERODHA = Kit(
     broker="zerodha",
@@ -134,7 +80,15 @@ ZERODHA = Kit(
     login_endpoint="web_login",
     validate_endpoint="profile",
     has_totp=True,
-    seed=_zerodha_seed,
+    seed=lambda sim: kite_credentials(
+        sim,
+        "FZ1234",
+        api_key="fault-kite-key",
+        api_secret="fault-kite-api-secret",
+        redirect_url="https://example.invalid/callback",
+        password="fault-kite-password",
+        totp_secret=pyotp.random_base32(),
+    ),
     wrong_password=lambda creds: {**creds, "password": "not-the-kite-password"},
     dead_api_key=lambda creds: {**creds, "api_key": "revoked-kite-key"},
     daily_reset=True,
