@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -128,6 +129,11 @@ def _check(name: str, accounts: Sequence[str], actions: Sequence[str], principal
         raise ValueError("principal_arn must be an IAM or STS ARN (arn:aws:iam::123456789012:role/name)")
 
 
+# A revoked key keeps working in another warm container for at most this long.
+AUTH_CACHE_SECONDS = 10.0
+AUTH_CACHE_ENTRIES = 4096
+
+
 class CallerStore:
     """The token API's callers, in the state table.
 
@@ -138,12 +144,23 @@ class CallerStore:
         'bot'
     """
 
-    def __init__(self, table: str, *, client: DynamoDBClient | None = None, clock: Clock = SYSTEM_CLOCK):
+    def __init__(
+        self,
+        table: str,
+        *,
+        client: DynamoDBClient | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        cache_seconds: float = AUTH_CACHE_SECONDS,
+    ):
         self.table = table
         self.client: DynamoDBClient = client or boto3.client("dynamodb")
         self.clock = clock
+        self.cache_seconds = cache_seconds
         self._to = TypeSerializer()
         self._from = TypeDeserializer()
+        # Authentication reads, answers "none" included: (pk, sk) -> (item, read at).
+        self._seen: dict[tuple[str, str], tuple[dict[str, Any] | None, float]] = {}
+        self._seen_lock = threading.Lock()
 
     # -- writing (the CLI) ---------------------------------------------------------------------------
 
@@ -180,6 +197,7 @@ class CallerStore:
         writes: list[dict[str, Any]] = [{"Put": self._put(item)}, {"Put": self._put(pointer)}]
         writes += [{"Delete": self._delete(*stale)} for stale in self._pointers(previous) if stale[0] != pointer["pk"]]
         self.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        self._forget()
         return key
 
     def revoke(self, name: str) -> bool:
@@ -190,6 +208,7 @@ class CallerStore:
         deletes = [{"Delete": self._delete(f"caller#{name}", CALLER_SK)}]
         deletes += [{"Delete": self._delete(*pointer)} for pointer in self._pointers(previous)]
         self.client.transact_write_items(TransactItems=deletes)  # type: ignore[arg-type]
+        self._forget()
         return True
 
     # -- reading (the token API) ---------------------------------------------------------------------
@@ -209,15 +228,19 @@ class CallerStore:
         return sorted(found, key=lambda caller: caller.name)
 
     def authenticate_key(self, key: str) -> Caller | None:
-        """The caller an API key belongs to, or None for an unknown, revoked or malformed key."""
+        """The caller an API key belongs to, or None for an unknown, revoked or malformed key.
+
+        Lookups are remembered for ``cache_seconds`` (10 s by default): a key revoked from another
+        container stops working within that time; one revoked through this store, at once.
+        """
         parts = split_key(key)
         if parts is None:
             return None
         key_id, secret = parts
-        pointer = self._get(f"apikey#{key_id}", "apikey")
+        pointer = self._recent(f"apikey#{key_id}", "apikey")
         if pointer is None or not hmac.compare_digest(str(pointer.get("key_hash", "")), _digest(secret)):
             return None
-        item = self._get(f"caller#{pointer['name']}", CALLER_SK)
+        item = self._recent(f"caller#{pointer['name']}", CALLER_SK)
         if item is None or item.get("key_id") != key_id:
             return None  # replaced or revoked while the pointer lingered
         register(key)
@@ -226,15 +249,33 @@ class CallerStore:
     def for_principal(self, arn: str) -> Caller | None:
         """The caller registered for an IAM ARN (an assumed-role session also matches its role)."""
         for candidate in principal_candidates(arn):
-            pointer = self._get(f"principal#{candidate}", "principal")
+            pointer = self._recent(f"principal#{candidate}", "principal")
             if pointer is None:
                 continue
-            item = self._get(f"caller#{pointer['name']}", CALLER_SK)
+            item = self._recent(f"caller#{pointer['name']}", CALLER_SK)
             if item is not None and item.get("principal_arn") == candidate:
                 return self._caller(item)
         return None
 
     # -- items ---------------------------------------------------------------------------------------
+
+    def _recent(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """``_get`` through the short authentication cache (a warm request then costs no DynamoDB read)."""
+        now = self.clock.time()
+        with self._seen_lock:
+            seen = self._seen.get((pk, sk))
+        if seen is not None and now - seen[1] < self.cache_seconds:
+            return seen[0]
+        item = self._get(pk, sk)
+        with self._seen_lock:
+            if len(self._seen) >= AUTH_CACHE_ENTRIES:  # guessed keys must not grow it without bound
+                self._seen.clear()
+            self._seen[(pk, sk)] = (item, now)
+        return item
+
+    def _forget(self) -> None:
+        with self._seen_lock:
+            self._seen.clear()
 
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
         answer = self.client.get_item(TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)

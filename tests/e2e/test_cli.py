@@ -386,7 +386,7 @@ def test_verify_finishes_a_login_with_the_emailed_code(local_env: dict[str, str]
 
 def test_callers_add_list_revoke(local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]) -> None:
     table = stack["state"]["environment"]["STATE_TABLE_NAME"]
-    store = CallerStore(table, client=client(aws, stack, "dynamodb"))
+    store = CallerStore(table, client=client(aws, stack, "dynamodb"), cache_seconds=0)  # reads what the CLI wrote
     added = run_cli("callers", "add", "t-bot", "--accounts", "angel-demo,kite-*", "--actions", "read", env=local_env)
     assert added.returncode == 0, added.stderr
     key = added.stdout.strip()
