@@ -1,0 +1,59 @@
+"""Login pacing: booked slots, TOTP-aware slots, and spacing by when calls really leave."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+from broker_tokens.clock import WarpClock
+from broker_tokens.ratelimit import HEADROOM, MIN_SPACING, RateLimiter
+from broker_tokens.totp import ready_at
+
+
+class ManualClock(WarpClock):
+    """Time stands still until someone sleeps."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def time(self) -> float:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.at += max(0.0, seconds)
+
+
+def test_calls_under_one_key_are_booked_apart() -> None:
+    clock = ManualClock(1_800_000_010.0)
+    limiter = RateLimiter(clock)
+    sent = []
+    for _ in range(4):
+        limiter.wait("tradejini:ip", 1 / 3)
+        sent.append(clock.time())
+    assert all(b - a >= (1 / 3) * HEADROOM - 1e-9 for a, b in pairwise(sent))
+    assert sent[3] - sent[0] > 1.0  # never four in one second
+
+
+def test_other_keys_do_not_wait() -> None:
+    clock = ManualClock(1_800_000_010.0)
+    limiter = RateLimiter(clock)
+    limiter.wait("angelone:a1", 1.0)
+    limiter.wait("angelone:a2", 1.0)
+    assert clock.time() == 1_800_000_010.0
+
+
+def test_a_totp_login_slot_skips_the_end_of_a_window() -> None:
+    window_end = 1_800_000_000.0 - (1_800_000_000.0 % 30) + 30
+    clock = ManualClock(window_end - 2.0)  # a code made now would wait for the next window
+    RateLimiter(clock).wait("tradejini:ip", 1 / 3, earliest=ready_at)
+    assert clock.time() >= window_end
+
+
+def test_a_late_wake_up_does_not_bunch_the_next_call() -> None:
+    clock = ManualClock(1_800_000_010.0)
+    limiter = RateLimiter(clock)
+    limiter.wait("k", 1.0)  # booked at t, and the next slot at t + 1.15
+    clock.at += 1.1  # this thread stands for a second one that woke late: it left at t + 1.1...
+    limiter._sent["k"] = clock.at
+    limiter.wait("k", 1.0)  # ...so the call booked for t + 1.15 must wait for a full spacing after it
+    assert clock.time() >= 1_800_000_010.0 + 1.1 + MIN_SPACING - 1e-9
