@@ -92,6 +92,7 @@ def raise_for_transport_status(response: requests.Response, what: str) -> None:
     """Map the statuses every broker shares: 5xx and 429 are transient.
 
     Example:
+        >>> from broker_tokens.errors import BrokerError
         >>> r = requests.Response(); r.status_code = 503
         >>> try: raise_for_transport_status(r, "login")
         ... except BrokerError as e: print(e.kind.value)

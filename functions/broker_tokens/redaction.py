@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
@@ -43,10 +42,6 @@ class Redactor:
                 self._values |= fresh
                 # Longest first, so a secret that contains another is masked whole.
                 self._ordered = tuple(sorted(self._values, key=len, reverse=True))
-
-    def add_all(self, values: Iterable[str | None]) -> None:
-        """Register every value of an iterable."""
-        self.add(*values)
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered value replaced by ``***``."""

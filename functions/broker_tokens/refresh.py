@@ -17,11 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from broker_tokens.alerts import Alerts
-from broker_tokens.brokers import broker_class
+from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.base import Broker
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
@@ -132,7 +131,7 @@ class Refresher:
         queue one behind another and set the run's length, and their threads mostly sleep until a login
         slot, so the other accounts must not wait behind them. The report stays in name order.
         """
-        brokers = {} if accounts else self.secrets.account_brokers()
+        brokers = {} if accounts else {entry.account: entry.broker for entry in self.secrets.listing()}
         names = sorted(set(accounts)) if accounts else sorted(brokers)
         paced = [name for name in names if _paced_per_ip(brokers.get(name))]
         rest = [name for name in names if not _paced_per_ip(brokers.get(name))]
@@ -459,16 +458,5 @@ class Refresher:
 
 def _paced_per_ip(broker: str | None) -> bool:
     """True for a broker whose logins are rate-limited per source IP (all of a run's logins share one)."""
-    try:
-        cls = broker_class(broker) if broker else None
-    except KeyError:
-        return False
+    cls = known_broker(broker)
     return bool(cls and cls.login_rate and cls.login_rate.scope == "ip")
-
-
-def issued_today(moment: datetime | None, now: datetime, settings: Settings) -> bool:
-    """True when ``moment`` falls on today's date in the market time zone."""
-    if moment is None:
-        return False
-    zone = settings.market_timezone
-    return moment.astimezone(zone).date() == now.astimezone(zone).date()

@@ -24,8 +24,8 @@ class RetryPolicy:
     """How often and how long to retry.
 
     Example:
-        >>> RetryPolicy(base_delay=1, max_delay=8).ceiling(3)
-        8.0
+        >>> RetryPolicy(base_delay=1, max_delay=8).ceiling(3), RetryPolicy(base_delay=1, max_delay=8).ceiling(5)
+        (4.0, 8.0)
     """
 
     max_attempts: int = 5

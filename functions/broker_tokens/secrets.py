@@ -6,11 +6,14 @@ Names are the public contract: ``{prefix}/{account}/credentials`` and ``{prefix}
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from broker_tokens.brokers import known_broker
+from broker_tokens.brokers.base import Broker
 from broker_tokens.errors import AccountNotFoundError
 from broker_tokens.logs import logger
 from broker_tokens.models import TokenRecord, is_account_id
@@ -19,6 +22,27 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 CREDENTIALS = "credentials"
+
+
+@dataclass(frozen=True)
+class AccountEntry:
+    """One account, from its credentials secret's metadata (no secret value read).
+
+    Example:
+        >>> AccountEntry("pt-1", "pitrade", "v1").broker_class.stores_token
+        False
+    """
+
+    account: str
+    broker: str | None
+    credentials_version: str | None
+
+    @property
+    def broker_class(self) -> type[Broker] | None:
+        """The adapter class the ``broker`` tag names, or None when untagged or unknown."""
+        return known_broker(self.broker)
+
+
 TOKEN = "token"
 
 
@@ -48,22 +72,25 @@ class SecretStore:
 
     def list_accounts(self) -> list[str]:
         """Every account with a credentials secret under the prefix, sorted (no redeploy to add one)."""
-        return sorted(self.account_brokers())
+        return [entry.account for entry in self.listing()]
 
-    def account_brokers(self) -> dict[str, str | None]:
-        """Every account with a credentials secret, and the secret's ``broker`` tag (None when untagged).
-
-        The tag comes with the listing at no extra call; it is a hint (the secret's value decides).
+    def listing(self) -> list[AccountEntry]:
+        """Every account with a credentials secret, sorted, with what ListSecrets tells at no extra call:
+        the secret's ``broker`` tag (a hint: the value decides) and its AWSCURRENT version id.
         """
-        accounts: dict[str, str | None] = {}
+        entries = []
         paginator = self.client.get_paginator("list_secrets")
         for page in paginator.paginate(Filters=[{"Key": "name", "Values": [f"{self.prefix}/"]}]):
-            for entry in page.get("SecretList", []):
-                match = self._credentials_name.fullmatch(entry.get("Name", ""))
-                if match and is_account_id(match.group(1)):
-                    tags = {tag.get("Key"): tag.get("Value") for tag in entry.get("Tags", [])}
-                    accounts[match.group(1)] = tags.get("broker")
-        return accounts
+            for secret in page.get("SecretList", []):
+                match = self._credentials_name.fullmatch(secret.get("Name", ""))
+                if not match or not is_account_id(match.group(1)):
+                    continue
+                tags = {tag.get("Key"): tag.get("Value") for tag in secret.get("Tags", [])}
+                stages = secret.get("SecretVersionsToStages", {})
+                version = next((v for v, labels in stages.items() if "AWSCURRENT" in labels), None)
+                cls = known_broker(tags.get("broker"))
+                entries.append(AccountEntry(match.group(1), cls.name if cls else tags.get("broker"), version))
+        return sorted(entries, key=lambda entry: entry.account)
 
     def read_credentials(self, account: str) -> tuple[str | None, str]:
         """The credentials secret's text and version id; AccountNotFoundError when it does not exist."""
@@ -110,19 +137,6 @@ class SecretStore:
         except (ValueError, KeyError, TypeError):
             logger.warning("token secret is not a schema-1 record; treating as absent", extra={"account": account})
             return None
-
-    def current_token_version(self, account: str) -> str | None:
-        """The version id staged AWSCURRENT, from metadata only (no secret value is read)."""
-        try:
-            answer = self.client.describe_secret(SecretId=self.name(account, TOKEN))
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
-        for version, stages in answer.get("VersionIdsToStages", {}).items():
-            if "AWSCURRENT" in stages:
-                return version
-        return None
 
     def write_token(self, record: TokenRecord) -> str:
         """Store a validated record as the new AWSCURRENT in one call; the old one becomes AWSPREVIOUS."""

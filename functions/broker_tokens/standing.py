@@ -9,27 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from broker_tokens.brokers import broker_class
-from broker_tokens.brokers.base import Broker
+from broker_tokens.brokers import known_broker
 from broker_tokens.config import Settings
 from broker_tokens.freshness import token_state
 from broker_tokens.models import AccountState, Outcome, TokenRecord
 from broker_tokens.state import AccountStatus
-
-
-def known_broker(name: str | None) -> type[Broker] | None:
-    """The adapter class of a broker name or alias, or None.
-
-    Example:
-        >>> known_broker("angelone").name, known_broker("nope")
-        ('angelone', None)
-    """
-    if not name:
-        return None
-    try:
-        return broker_class(name)
-    except KeyError:
-        return None
 
 
 def from_status(status: AccountStatus, broker: str | None) -> Outcome:

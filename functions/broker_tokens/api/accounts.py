@@ -9,46 +9,25 @@ secret value is read), reads tokens through its cache, and applies the core's ru
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker_tokens.clock import Clock
 from broker_tokens.config import Settings
-from broker_tokens.models import Outcome, TokenRecord, is_account_id
-from broker_tokens.standing import known_broker, standing
+from broker_tokens.models import Outcome, TokenRecord
+from broker_tokens.secrets import AccountEntry, SecretStore
+from broker_tokens.standing import standing
 from broker_tokens.state import AccountStatus, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from broker_tokens.brokers.base import Broker
     from broker_tokens.client import TokenCache
 
 LISTING_SECONDS = 30.0
 # A name not in the listing re-lists at most this often (a new account shows up without waiting 30 s).
 MISS_RELIST_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class AccountEntry:
-    """One account, from its credentials secret's metadata.
-
-    Example:
-        >>> AccountEntry("pt-1", "pitrade", "v1").broker_class.stores_token
-        False
-    """
-
-    account: str
-    broker: str | None
-    credentials_version: str | None
-
-    @property
-    def broker_class(self) -> type[Broker] | None:
-        """The adapter class the ``broker`` tag names, or None when untagged or unknown."""
-        return known_broker(self.broker)
 
 
 def token_record(data: dict[str, Any] | None) -> TokenRecord | None:
@@ -73,11 +52,9 @@ class AccountDirectory:
     def __init__(
         self, client: SecretsManagerClient, *, prefix: str, clock: Clock, ttl: float = LISTING_SECONDS
     ) -> None:
-        self.client = client
-        self.prefix = prefix.rstrip("/")
+        self.store = SecretStore(client, prefix=prefix)
         self.clock = clock
         self.ttl = ttl
-        self._name = re.compile(rf"{re.escape(self.prefix)}/([^/]+)/credentials")
         self._entries: dict[str, AccountEntry] = {}
         self._listed_at: float | None = None
         self._lock = threading.Lock()
@@ -106,20 +83,7 @@ class AccountDirectory:
         return self.get(account) is not None
 
     def _list(self) -> None:
-        entries: dict[str, AccountEntry] = {}
-        paginator = self.client.get_paginator("list_secrets")
-        for page in paginator.paginate(Filters=[{"Key": "name", "Values": [f"{self.prefix}/"]}]):
-            for secret in page.get("SecretList", []):
-                match = self._name.fullmatch(secret.get("Name", ""))
-                if not match or not is_account_id(match.group(1)):
-                    continue
-                tags = {tag.get("Key"): tag.get("Value") for tag in secret.get("Tags", [])}
-                stages = secret.get("SecretVersionsToStages", {})
-                version = next((v for v, labels in stages.items() if "AWSCURRENT" in labels), None)
-                cls = known_broker(tags.get("broker"))
-                broker = cls.name if cls else tags.get("broker")
-                entries[match.group(1)] = AccountEntry(match.group(1), broker, version)
-        self._entries = entries
+        self._entries = {entry.account: entry for entry in self.store.listing()}
         self._listed_at = self.clock.time()
 
 
@@ -158,6 +122,7 @@ def account_view(outcome: Outcome) -> dict[str, Any]:
     """An outcome as the API shows it: state, times, a login URL or an error; no run statistics.
 
     Example:
+        >>> from broker_tokens.models import AccountState
         >>> account_view(Outcome("a1", "angelone", AccountState.FRESH, action="skipped"))
         {'account': 'a1', 'broker': 'angelone', 'state': 'fresh'}
     """

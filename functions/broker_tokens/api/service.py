@@ -20,17 +20,11 @@ from urllib.parse import parse_qs
 
 from botocore.exceptions import ClientError
 
-from broker_tokens.api.accounts import (
-    AccountDescriber,
-    AccountDirectory,
-    AccountEntry,
-    account_view,
-    known_broker,
-    token_record,
-)
+from broker_tokens.api.accounts import AccountDescriber, AccountDirectory, account_view, token_record
 from broker_tokens.api.auth import Gatekeeper, header
 from broker_tokens.api.errors import ApiError, bad_request
 from broker_tokens.backend import RefreshBackend
+from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.pitrade import sign_jwt
 from broker_tokens.callers import Caller
 from broker_tokens.client import TokenCache
@@ -42,7 +36,7 @@ from broker_tokens.freshness import token_state
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState, Outcome, Source, TokenRecord, is_account_id
 from broker_tokens.redaction import register
-from broker_tokens.secrets import SecretStore
+from broker_tokens.secrets import AccountEntry, SecretStore
 
 MAX_BODY_BYTES = 16 * 1024
 # Kite-family request tokens (32 alphanumerics today); a little room, nothing that needs escaping.

@@ -31,6 +31,21 @@ def broker_class(name: str) -> type[Broker]:
     return _BY_NAME[name.strip().lower()]
 
 
+def known_broker(name: str | None) -> type[Broker] | None:
+    """The adapter class of a broker name or alias, or None (unknown or no name).
+
+    Example:
+        >>> known_broker("angelone").name, known_broker("nope")
+        ('angelone', None)
+    """
+    if not name:
+        return None
+    try:
+        return broker_class(name)
+    except KeyError:
+        return None
+
+
 def known_brokers() -> list[str]:
     """Canonical broker names, sorted."""
     return sorted(cls.name for cls in _ADAPTERS)

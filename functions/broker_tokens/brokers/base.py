@@ -167,10 +167,6 @@ class Broker(ABC):
         """Release the HTTP session."""
         self.http.close()
 
-    def describe(self) -> str:
-        """A short description for reports and errors (never secret)."""
-        return f"{self.title} account '{self.account}'"
-
     def expires_in(self, seconds: float) -> datetime:
         """The instant ``seconds`` from now on this adapter's clock."""
         return self.clock.now() + timedelta(seconds=seconds)

@@ -12,7 +12,7 @@ from broker_tokens.models import AccountState
 from broker_tokens.redaction import scrub
 from broker_tokens.table import COLOURS
 
-RED, GREEN, YELLOW, DIM = "31", "32", "33", "2"
+RED, GREEN, YELLOW = "31", "32", "33"
 
 
 def paint(text: str, code: str | None, *, enabled: bool) -> str:
