@@ -1,0 +1,20 @@
+"""Browser-test fixtures: `browser` (headless phone-sized Chromium) and `demo` (the embedded stack, refreshed).
+
+Chromium comes from Debian's packages (`make browser`); off CI, a machine without it skips these tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.browser import browser  # noqa: F401 - a fixture
+from tests.support.stack import DemoStack, demo_stack
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[DemoStack]:
+    """The embedded stack with its demo accounts after the 07:30 run: blinkx-demo awaits a browser login."""
+    with demo_stack() as running:
+        yield running

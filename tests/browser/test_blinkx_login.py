@@ -1,0 +1,46 @@
+"""A person's BlinkX login in a real browser: headless Chromium at phone size on the embedded stack.
+
+The refresher left blinkx-demo awaiting a login; the person opens its login URL, fills in the broker's
+form (user id, password, the TOTP of their authenticator app), and the broker redirects the browser to
+the token API's /callback, which finishes the login. The account must then be fresh as the CLI reports
+it, and no page may show a credential or the token.
+"""
+
+from __future__ import annotations
+
+import time
+
+from infra.local.simulators.totp import code_at
+
+from tests.e2e.test_make_run import kite_state_now
+from tests.support.browser import Browser
+from tests.support.logsink import leaks, remember_secret
+from tests.support.stack import DemoStack
+
+ACCOUNT = "blinkx-demo"
+
+
+def test_a_person_logs_in_to_blinkx_from_a_phone(browser: Browser, demo: DemoStack) -> None:
+    waiting = demo.describe(ACCOUNT)
+    assert waiting.state.value == "awaiting-login" and waiting.login_url, waiting
+    person = demo.credentials(ACCOUNT)
+
+    browser.open(waiting.login_url)
+    browser.find("input[name=user_id]")
+    browser.screenshot("blinkx-1-login")
+    browser.fill("input[name=user_id]", person["user_id"])
+    browser.fill("input[name=password]", person["password"])
+    browser.fill("input[name=totp]", code_at(person["totp_secret"], time.time()))
+    browser.screenshot("blinkx-2-filled")
+    browser.click("button[type=submit]")
+
+    landed = browser.wait_for_url(f"{demo.stack.front.url}/callback/{ACCOUNT}?")
+    browser.screenshot("blinkx-3-callback")
+    assert "request_token=" in landed
+
+    line = demo.status(ACCOUNT)  # what `broker-tokens status` says, not what the page says
+    assert line["state"] == kite_state_now(), line
+    token = demo.token(ACCOUNT)
+    assert token["source"] == "callback", token
+    remember_secret(token["access_token"])
+    assert not leaks([browser.html, browser.text]), "a credential or the token reached the page"
