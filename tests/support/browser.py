@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,45 +185,70 @@ def screenshot_directory(default: Path) -> Path:
 
 
 @contextlib.contextmanager
-def chromium(profile: Path, screenshots: Path) -> Iterator[Browser]:
-    """Start Chromium on a fresh profile; always quit it and end every process it left.
+def chromium(home: Path, screenshots: Path) -> Iterator[Browser]:
+    """Start Chromium with everything it writes under ``home``; always quit it and end every process it left.
 
-    The driver runs in a session of its own, so the browser's helper processes share its process
-    group; after quitting, that group is killed (only processes this call started).
+    ``home`` holds the profile and Chromium's config and cache directories (its crash handler keeps its
+    database there too), so the browser touches nothing of the user's, and every process it started
+    names ``home`` on its command line: after quitting, the driver's process group is killed and then
+    any process naming ``home`` (the crash handler leaves that group), bounded.
     """
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never fetch a driver or a browser
+    profile = home / "profile"
     profile.mkdir(parents=True, exist_ok=True)
-    service = Service(executable_path=str(CHROMEDRIVER), popen_kw={"start_new_session": True})
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
+    service = Service(executable_path=str(CHROMEDRIVER), env=env, popen_kw={"start_new_session": True})
     try:
         driver = webdriver.Chrome(options=phone_options(profile), service=service)
-    except BaseException:
-        end_process_group(service)
-        raise
-    try:
-        driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
-        driver.set_script_timeout(WAIT_SECONDS)
-        yield Browser(driver, screenshots)
-    finally:
         try:
-            driver.quit()
+            driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
+            driver.set_script_timeout(WAIT_SECONDS)
+            yield Browser(driver, screenshots)
         finally:
-            end_process_group(service)
+            driver.quit()
+    finally:
+        end_processes(service, home)
 
 
-def end_process_group(service: Service) -> None:
-    """Kill what is left of the driver's process group (the driver, the browser and its helpers)."""
+def end_processes(service: Service, home: Path) -> None:
+    """Kill the driver's process group, then whatever still names ``home``; wait (bounded) until all are gone."""
     process = getattr(service, "process", None)
-    if process is None:
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        process.wait(timeout=WAIT_SECONDS)  # reap the driver: no zombie left
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            process.wait(timeout=WAIT_SECONDS)  # reap the driver: no zombie left
+    deadline = time.monotonic() + WAIT_SECONDS
+    while (left := processes_naming(home)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def processes_naming(path: Path) -> list[int]:
+    """The ids of live processes whose command line contains ``path`` (Linux /proc).
+
+    Example:
+        >>> processes_naming(Path("/no/such/browser/home"))
+        []
+    """
+    marker = str(path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command_line = (entry / "cmdline").read_bytes()
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if marker in command_line:
+                found.append(int(entry.name))
+    return found
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
     """A headless phone-sized Chromium (skipped off CI when not installed); quit after the test."""
     require_chromium()
-    with chromium(tmp_path / "chromium-profile", screenshot_directory(tmp_path / "screenshots")) as page:
+    with chromium(tmp_path / "chromium", screenshot_directory(tmp_path / "screenshots")) as page:
         yield page
