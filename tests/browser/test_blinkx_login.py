@@ -34,11 +34,10 @@ def test_a_person_logs_in_to_blinkx_from_a_phone(browser: Browser, demo: DemoSta
     browser.fill("input[name=user_id]", person["user_id"])
     browser.fill("input[name=password]", person["password"])
     browser.fill("input[name=totp]", code_at(person["totp_secret"], time.time()))
-    browser.screenshot("blinkx-2-filled")
     browser.click("button[type=submit]")
 
     landed = browser.wait_for_url(f"{demo.stack.front.url}/callback/{ACCOUNT}?")
-    browser.screenshot("blinkx-3-callback")
+    browser.screenshot("blinkx-2-callback")
     assert "request_token=" in landed
 
     line = demo.status(ACCOUNT)  # what `broker-tokens status` says, not what the page says
