@@ -14,7 +14,11 @@ from tests.support.stack import DemoStack, demo_stack
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[DemoStack]:
-    """The embedded stack with its demo accounts after the 07:30 run: blinkx-demo awaits a browser login."""
-    with demo_stack() as running:
+def demo(request: pytest.FixtureRequest) -> Iterator[DemoStack]:
+    """The embedded stack with its demo accounts after the 07:30 run: blinkx-demo awaits a browser login.
+
+    The token API's auth mode is "api_key", or the test's indirect parameter:
+    ``@pytest.mark.parametrize("demo", ["api_key", "iam"], indirect=True)``.
+    """
+    with demo_stack(auth_mode=getattr(request, "param", "api_key")) as running:
         yield running

@@ -8,15 +8,15 @@ it, and no page may show a credential or the token. The CLI shows the same link 
 
 from __future__ import annotations
 
-import time
+from urllib.parse import parse_qs, urlsplit
 
 import segno
-from infra.local.simulators.totp import code_at
 
 from broker_tokens.cli.qr import QUIET_ZONE
 from tests.e2e.test_make_run import kite_state_now
 from tests.support.browser import Browser
 from tests.support.logsink import leaks, remember_secret
+from tests.support.pages import log_in_at_the_broker
 from tests.support.stack import DemoStack
 from tests.unit.test_cli_qr import modules
 
@@ -29,23 +29,19 @@ def test_a_person_logs_in_to_blinkx_from_a_phone(browser: Browser, demo: DemoSta
     person = demo.credentials(ACCOUNT)
 
     browser.open(waiting.login_url)
-    browser.find("input[name=user_id]")
-    browser.screenshot("blinkx-1-login")
-    browser.fill("input[name=user_id]", person["user_id"])
-    browser.fill("input[name=password]", person["password"])
-    browser.fill("input[name=totp]", code_at(person["totp_secret"], time.time()))
-    browser.click("button[type=submit]")
+    log_in_at_the_broker(browser, person, shot="blinkx-1-login")
 
     landed = browser.wait_for_url(f"{demo.stack.front.url}/callback/{ACCOUNT}?")
     browser.screenshot("blinkx-2-callback")
-    assert "request_token=" in landed
+    request_token = parse_qs(urlsplit(landed).query)["request_token"][0]
+    remember_secret(request_token)  # the log scan after the test looks for it too
 
     line = demo.status(ACCOUNT)  # what `broker-tokens status` says, not what the page says
     assert line["state"] == kite_state_now(), line
     token = demo.token(ACCOUNT)
     assert token["source"] == "callback", token
     remember_secret(token["access_token"])
-    assert not leaks([browser.html, browser.text]), "a credential or the token reached the page"
+    assert not leaks([browser.html, browser.text]), "a credential, the request_token or the token reached the page"
 
 
 def test_the_cli_shows_the_link_as_a_qr_code_a_phone_opens(browser: Browser, demo: DemoStack) -> None:

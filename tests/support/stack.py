@@ -84,18 +84,18 @@ class DemoStack:
 
 
 @contextlib.contextmanager
-def demo_stack() -> Iterator[DemoStack]:
+def demo_stack(auth_mode: str = "api_key") -> Iterator[DemoStack]:
     """Start the stack, seed and refresh the demo accounts; stop it and restore this process's environment.
 
-    One at a time per process: moto's in-process servers share one state, so a second stack would find
-    the first's.
+    ``auth_mode`` is the token API's (`TokenApiAuthMode`: "api_key" or "iam"). One stack at a time per
+    process: moto's in-process servers share one state, so a second stack would find the first's.
     """
     saved = dict(os.environ)
     container_refresher.cache_clear()
     moto = MotoServer().start()
     moto.reset()  # start from (and leave) an empty moto
     try:
-        with LocalStack(moto=moto) as running:
+        with LocalStack(moto=moto, auth_mode=auth_mode) as running:
             demos = seed_demo_accounts(running.simulators, running.moto.client("secretsmanager"), running.prefix)
             point_callbacks_at(running.front.url, running.simulators, demos)
             for demo in demos:
