@@ -11,7 +11,7 @@ STAMP    := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint typecheck unit functional infra e2e template-check build deploy bench clean
+.PHONY: help install browser run test lint typecheck unit functional infra e2e browser-tests template-check build deploy bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ $(SAM_STAMP):
 	touch $@
 
 install: $(STAMP)  ## create .venv and install the package with its dev tools
+
+browser:  ## install Debian's chromium and chromium-driver for the browser tests (root or sudo; CI does this)
+	bash .ci/install-browser
 
 run: $(STAMP)  ## run the refresher on the embedded stack (moto + broker simulators); KEEP=1 keeps it up
 	$(BIN)/python -m infra.local run $(if $(KEEP),--keep)
@@ -58,6 +61,9 @@ infra: $(STAMP)  ## template tests only
 
 e2e: $(STAMP)  ## end-to-end tests only
 	$(BIN)/pytest -q tests/e2e
+
+browser-tests: $(STAMP)  ## the browser tests only (headless Chromium; `make browser` installs it)
+	$(BIN)/pytest -q tests/browser
 
 build: $(STAMP) $(SAM_STAMP)  ## build the Lambda artifacts
 	$(BIN)/python -m infra.build

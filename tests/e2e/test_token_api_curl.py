@@ -4,58 +4,27 @@ run as a user would run it, in a shell, getting a token.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
-from infra.local.demo import seed_demo_accounts
 from infra.local.front import demo_access
-from infra.local.lambda_context import LocalLambdaContext
-from infra.local.moto_server import MotoServer
 from infra.local.stack import LocalStack
 
-from broker_tokens.refresh import NotFreshError
-from broker_tokens.runtime import container_refresher
-from refresher.app import lambda_handler
 from tests.support.logsink import leaks, remember_secret
+from tests.support.stack import demo_stack
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    """The embedded stack with its demo accounts refreshed once; this process's environment restored after.
-
-    One per module: moto's in-process servers share one state, so a second stack would find the first's.
-    """
-    saved = dict(os.environ)
-    container_refresher.cache_clear()
-    # moto's servers in one process share their state: start from (and leave) an empty one.
-    moto = MotoServer().start()
-    moto.reset()
-    try:
-        with LocalStack(moto=moto) as running:
-            demos = seed_demo_accounts(running.simulators, running.moto.client("secretsmanager"), running.prefix)
-            for demo in demos:
-                remember_secret(*(str(v) for k, v in demo.credentials.items() if k in SECRET_KEYS))
-            # The demo's person-completed logins wait for a person, as they should: the run says so.
-            with contextlib.suppress(NotFreshError):
-                lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
-            yield running
-    finally:
-        moto.reset()
-        moto.stop()
-        container_refresher.cache_clear()
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-SECRET_KEYS = {"pin", "password", "totp_secret", "api_secret", "secret_key"}
+    """The embedded stack with its demo accounts refreshed once; this process's environment restored after."""
+    with demo_stack() as demo:
+        yield demo.stack
 
 
 def test_the_printed_curl_line_gets_a_token(stack: LocalStack) -> None:

@@ -16,6 +16,7 @@ from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.kite import KiteConnect, request_token_from
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
 from broker_tokens.cli.output import isatty, paint, state_colour
+from broker_tokens.cli.qr import encoder, qr_lines
 from broker_tokens.cli.status import print_next_steps
 from broker_tokens.models import AccountState, Outcome, Source
 from broker_tokens.refresh import Refresher, Report
@@ -53,12 +54,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="a browser login (BlinkX; Zerodha with web login off)",
         description="Without a value: start the login and print the URL a person opens. With the value the "
         "broker's redirect brought back (the whole redirect URL, or just its request_token): finish it.",
-        epilog="examples:\n  broker-tokens login blinkx-main\n"
+        epilog="examples:\n  broker-tokens login blinkx-main --qr\n"
         "  broker-tokens login blinkx-main 'https://example.com/cb?request_token=AbC123&action=login&status=success'",
     )
     login.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
     login.add_argument("value", nargs="?", metavar="REQUEST_TOKEN_OR_REDIRECT_URL", help="what the redirect brought")
     login.add_argument("--force", action="store_true", help="start a new login even when the token is fresh")
+    login.add_argument("--qr", action="store_true", help="also show the URL as a QR code to scan with a phone")
 
     verify = command(
         commands,
@@ -220,10 +222,15 @@ def login_account(ctx: Context) -> int:
     if not completes_logins(cls):
         raise CliError(f"'{account}' ({cls.title}) logs in without a browser: `broker-tokens refresh {account}`")
     if ctx.args.value is None:
+        if ctx.args.qr:
+            encoder()  # a missing QR encoder is said before a login starts, not after
         outcome = ctx.refresher.refresh(account, force=ctx.args.force, source=Source.CLI)
         if outcome.state is AccountState.AWAITING_LOGIN and outcome.login_url:
             ctx.out.note("Open this URL in a browser and log in:")
             ctx.out.print(outcome.login_url)
+            if ctx.args.qr:
+                ctx.out.note("Or scan it with a phone's camera:")
+                ctx.out.print("\n".join(qr_lines(outcome.login_url, colour=ctx.out.colour)))
             ctx.out.note(
                 "The broker then redirects to the app's redirect URL (the token API's /callback, which finishes "
                 f"by itself) or, without it, give the address you land on to:\n"

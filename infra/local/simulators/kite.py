@@ -103,6 +103,10 @@ INVALID_API_KEY = "Invalid `api_key`."
 INVALID_LOGIN = "Invalid username or password."
 INVALID_TOTP = "Invalid TOTP"
 SESSION_EXPIRED = "Your session has expired. Please login again."
+# The login page reads on a phone, as the broker's does (the browser tests look at it at phone width).
+LOGIN_PAGE_HEAD = """<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:sans-serif;margin:1.5em}label,input,button{display:block;width:100%;box-sizing:border-box}
+input,button{font-size:1.1em;padding:.5em;margin:.3em 0 1em}.error{color:#b00}</style>"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -541,7 +545,8 @@ class KiteSimulator(SimulatorServer):
     def _login_page(self, api_key: str, error: str = "") -> str:
         title = html.escape(self.flavour.title)
         return f"""<!doctype html>
-<html><head><title>Login - {title}</title></head><body>
+<html><head><title>Login - {title}</title>
+{LOGIN_PAGE_HEAD}</head><body>
 <h1>{title} login</h1>
 <p class="error">{html.escape(error)}</p>
 <form method="post" action="{CONNECT_LOGIN_PATH}">
