@@ -13,6 +13,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
+from infra.local.lambda_context import LocalLambdaContext
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import PROFILE_PATH as ANGEL_PROFILE
 from infra.local.simulators.angelone import AngelOneSimulator
@@ -25,9 +26,12 @@ from infra.local.template import LocalResources
 from broker_tokens.brokers.kite import KITE_TIMEZONE
 from broker_tokens.client import TokenCache, TokenUnavailableError, get_token
 from broker_tokens.clock import WarpClock
-from broker_tokens.errors import ErrorKind
-from broker_tokens.logout import EndOfDay
+from broker_tokens.credentials import parse_credentials
+from broker_tokens.errors import BrokerError, ErrorKind
+from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.models import AccountState, parse_iso
+from broker_tokens.runtime import container_refresher
+from refresher.app import lambda_handler
 from tests.functional.test_refresh_angelone import angel_account
 from tests.functional.test_refresh_autoshares import etna_account
 from tests.functional.test_refresh_kite import kite_account, profile_with
@@ -221,3 +225,65 @@ def test_a_logout_waits_for_a_login_in_flight_and_ends_its_token(
 
     [line] = done[0].outcomes
     assert line.action == "logged-out" and tradejini.count("logout") == 1
+
+
+def adapter_for(harness: Harness, account: str) -> Any:
+    refresher = harness.refresher()
+    text, version = refresher.secrets.read_credentials(account)
+    return refresher.adapter_factory(parse_credentials(account, text, version=version))
+
+
+@pytest.mark.parametrize("broker", ["angelone", "tradejini", "zerodha"])
+def test_each_adapter_ends_a_session_once_and_maps_the_brokers_answers(
+    *,
+    angel: AngelOneSimulator,
+    tradejini: TradejiniSimulator,
+    zerodha: ZerodhaSimulator,
+    harness: Harness,
+    broker: str,
+) -> None:
+    """True when ended now, False when the broker says the token is already dead, transient on a 5xx."""
+    if broker == "angelone":
+        account, sim = "angel-1", angel
+        angel_account(angel, harness)
+    elif broker == "tradejini":
+        account, sim = "tj-1", tradejini
+        tradejini_account(tradejini, harness)
+    else:
+        account, sim = "zerodha-1", zerodha
+        kite_account(zerodha, harness, account)
+    assert harness.refresher().run().ok
+    token = harness.refresher().secrets.read_token(account)
+    assert token is not None
+    adapter = adapter_for(harness, account)
+    try:
+        sim.faults.transient_error_next(1, endpoint="logout")
+        with pytest.raises(BrokerError) as caught:
+            adapter.logout(token)
+        assert caught.value.kind is ErrorKind.TRANSIENT
+        assert adapter.logout(token) is True
+        assert adapter.logout(token) is False  # already over: nothing left to end
+    finally:
+        adapter.close()
+
+
+def test_the_refresher_function_logs_out_on_the_schedules_event_and_raises_on_a_failure(
+    tradejini: TradejiniSimulator, harness: Harness, cloud: LocalResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**cloud.environment("RefresherFunction"), "BROKER_HTTP_TIMEOUT_SECONDS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    container_refresher.cache_clear()
+    tradejini_account(tradejini, harness)
+    tradejini_account(tradejini, harness, "tj-2", user_id="TJ1002", api_key="tj-key-2")
+    assert harness.refresher().run().ok
+    context = LocalLambdaContext("broker-tokens-refresher")
+    try:
+        tradejini.faults.fail_next(50, status=503, endpoint="logout")
+        with pytest.raises(LogoutFailedError, match="2 account"):
+            lambda_handler({"action": "logout", "accounts": ["tj-1", "tj-2"]}, context)
+        tradejini.faults.clear()
+        answer = lambda_handler({"action": "logout", "version": "0", "detail-type": "Scheduled Event"}, context)
+    finally:
+        container_refresher.cache_clear()
+    assert answer["ok"] and answer["logged_out"] == ["tj-1", "tj-2"] and answer["failed"] == []
+    assert (harness.token("tj-1") or {})["source"] == "logout"
