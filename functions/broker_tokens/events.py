@@ -56,7 +56,8 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
     if not isinstance(force, bool):
         raise EventError("'force' must be true or false")
     source = event.get("source", Source.SCHEDULE.value)
-    if source not in {s.value for s in Source}:
+    # Only the logout itself writes a logout record: a refresh stamped "logout" would read as logged out.
+    if source not in {s.value for s in Source} or source == Source.LOGOUT.value:
         source = Source.SCHEDULE.value
     complete = event.get("complete")
     pair = None

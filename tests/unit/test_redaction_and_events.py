@@ -50,6 +50,8 @@ def test_the_logout_schedules_event_asks_for_the_logout_of_all_or_some_accounts(
     request = parse_refresh_event({"action": "logout", "accounts": ["a1"], "detail-type": "Scheduled Event"})
     assert request.logout and request.accounts == ("a1",)
     assert parse_refresh_event({"action": "refresh", "force": True}).logout is False
+    # A refresh can never be stamped as a logout: its fresh token would read as logged out.
+    assert parse_refresh_event({"source": "logout"}).source.value == "schedule"
 
 
 @pytest.mark.parametrize(
