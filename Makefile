@@ -33,8 +33,8 @@ install: $(STAMP)  ## create .venv and install the package with its dev tools
 browser:  ## install Debian's chromium and chromium-driver for the browser tests (root or sudo; CI does this)
 	bash .ci/install-browser
 
-run: $(STAMP)  ## run the refresher on the embedded stack (moto + broker simulators); KEEP=1 keeps it up
-	$(BIN)/python -m infra.local run $(if $(KEEP),--keep)
+run: $(STAMP)  ## run the refresher on the embedded stack (moto + broker simulators); KEEP=1 keeps it up, LOGOUT=1 adds the end-of-day logout
+	$(BIN)/python -m infra.local run $(if $(KEEP),--keep) $(if $(LOGOUT),--logout)
 
 test: lint typecheck template-check  ## everything CI checks: lint, types, template checks, all tests
 	$(BIN)/pytest -q

@@ -1,11 +1,14 @@
 """Cost: a small monthly model of the deployed template, at AWS list prices, from what the other benchmarks measured.
 
 What is counted comes from template.yaml (read with ``infra.local.template.load_template``): the
-alarms, dashboards, KMS keys, schedules, the refresher's memory, and (optional static egress) the NAT
-gateway and Elastic IP. How much of each is used comes from the benchmarks: the AWS calls per account
-of a login run and of an all-fresh run (fan-out), the run's wall time and CPU per account, and the
-readers' cache rates (token reads: one GetSecretValue per token version, a DescribeSecret every
-``CACHE_SECONDS`` while reading). The assumptions about use are in ``USAGE``; prices in ``PRICES``.
+alarms, dashboards, KMS keys, schedules (three refreshes and the end-of-day logout), the refresher's
+memory, and the optional static egress: each ``EgressMode`` is priced on its own (``nat-instance``: one
+t4g.nano, its 8 GB gp3 root volume and the Elastic IP's public IPv4 charge; ``nat-gateway``: the
+gateway's hours and data and the same IPv4 charge). How much of each is used comes from the
+benchmarks: the AWS calls per account of a login run and of an all-fresh run (fan-out), the run's
+wall time and CPU per account, and the readers' cache rates (token reads: one GetSecretValue per
+token version, a DescribeSecret every ``CACHE_SECONDS`` while reading). The assumptions about use
+are in ``USAGE``; prices in ``PRICES``.
 
 Target: <= 1 USD per account-month without static egress. Fixed costs (the dashboard, the key, the
 alarms) do not shrink with fewer accounts, so one account costs more than that, honestly reported.
@@ -34,7 +37,7 @@ SIZES = (1, 10, 100)
 # AWS list prices, ap-south-1 (Mumbai), USD, no free tier. From AWS's public pricing pages as of the date
 # below (read by a person, not fetched by this benchmark): recheck them before relying on the result.
 PRICES: dict[str, Any] = {
-    "as_of": "2025-06 (list prices; recheck at https://calculator.aws)",
+    "as_of": "2025-06 (list prices; recheck at https://calculator.aws; t4g.nano and gp3 added 2026-12)",
     "region": "ap-south-1",
     "secret_month": 0.40,
     "secrets_api_per_10k": 0.05,
@@ -52,8 +55,11 @@ PRICES: dict[str, Any] = {
     "cloudwatch_logs_ingest_gb": 0.50,
     "nat_hour": 0.056,
     "nat_gb": 0.056,
-    "public_ipv4_hour": 0.005,
+    "public_ipv4_hour": 0.005,  # every public IPv4 address, an Elastic IP in use included (since 2024-02)
+    "t4g_nano_hour": 0.0046,  # Linux on-demand
+    "ebs_gp3_gb_month": 0.0912,
 }
+EGRESS_MODES = ("none", "nat-instance", "nat-gateway")
 
 # How the product is used in a month (assumptions, not measurements).
 USAGE: dict[str, float] = {
@@ -68,6 +74,7 @@ USAGE: dict[str, float] = {
     "brokers_in_use_max": 4,
     "log_bytes_per_account_run": 2_000,
     "egress_bytes_per_login": 100_000,  # TLS handshakes and answers through the NAT, generous
+    "nat_instance_volume_gb": 8,  # the Amazon Linux 2023 image's root volume
     "lambda_init_seconds": 1.0,
     "lambda_mb_per_vcpu": 1769,  # Lambda gives one vCPU at 1,769 MB, in proportion below
 }
@@ -149,17 +156,21 @@ class Bill:
 
     accounts: int
     items: dict[str, float]
-    egress: dict[str, float] = field(default_factory=dict)
+    egress: dict[str, dict[str, float]] = field(default_factory=dict)  # by EgressMode
 
     @property
     def total(self) -> float:
         """USD a month without static egress."""
         return sum(self.items.values())
 
+    def total_with(self, mode: str) -> float:
+        """USD a month with an EgressMode (``none``, ``nat-instance``, ``nat-gateway``)."""
+        return self.total + sum(self.egress.get(mode, {}).values())
+
     @property
     def total_with_egress(self) -> float:
-        """USD a month with the optional NAT gateway and Elastic IP."""
-        return self.total + sum(self.egress.values())
+        """USD a month with the costlier static egress, the NAT gateway."""
+        return self.total_with("nat-gateway")
 
     def breakdown(self) -> str:
         """The largest items, for the table's notes."""
@@ -177,29 +188,42 @@ class CostModel:
     alarms: int
     dashboards: int
     kms_keys: int
-    schedules: int
+    schedules: int  # refresh runs a day
     refresher_memory_mb: int
     nat_gateways: int
     elastic_ips: int
+    nat_instances: int = 0
+    nat_instance_alarms: int = 0
+    logout_schedules: int = 0
 
     @classmethod
     def from_template(cls, measured: Measured) -> CostModel:
-        """Count the billable resources template.yaml declares (egress ones are conditional on StaticEgress)."""
+        """Count the billable resources template.yaml declares (egress ones are conditional on EgressMode)."""
         template = load_template()
         resources = template["Resources"]
         types = Counter(resource["Type"] for resource in resources.values())
         shared = template.get("Globals", {}).get("Function", {})
         refresher = {**shared, **resources["RefresherFunction"]["Properties"]}
-        schedules = sum(1 for event in refresher.get("Events", {}).values() if event["Type"] == "ScheduleV2")
+        events = [event for event in refresher.get("Events", {}).values() if event["Type"] == "ScheduleV2"]
+        logouts = sum(1 for event in events if "logout" in str(event["Properties"].get("Input", "")))
+        # The NAT instance's recovery alarms exist only in that mode: they are priced with it.
+        nat_alarms = sum(
+            1
+            for resource in resources.values()
+            if resource["Type"] == "AWS::CloudWatch::Alarm" and resource.get("Condition") == "UseNatInstance"
+        )
         return cls(
             measured,
-            alarms=types["AWS::CloudWatch::Alarm"],
+            alarms=types["AWS::CloudWatch::Alarm"] - nat_alarms,
             dashboards=types["AWS::CloudWatch::Dashboard"],
             kms_keys=types["AWS::KMS::Key"],
-            schedules=schedules,
+            schedules=len(events) - logouts,
             refresher_memory_mb=int(refresher.get("MemorySize", 128)),
             nat_gateways=types["AWS::EC2::NatGateway"],
             elastic_ips=types["AWS::EC2::EIP"],
+            nat_instances=types["AWS::EC2::Instance"],
+            nat_instance_alarms=nat_alarms,
+            logout_schedules=logouts,
         )
 
     def run_seconds(self, accounts: int, *, logins: bool) -> float:
@@ -218,9 +242,9 @@ class CostModel:
         """A month of ``accounts`` accounts at list prices (no free tier)."""
         p, u, m = PRICES, USAGE, self.measured
         days = u["trading_days"]
-        runs = self.schedules * days
-        # Per account and month.
-        refresher_calls = dict(m.login_run_calls)
+        runs = (self.schedules + self.logout_schedules) * days
+        # Per account and day; a logout run reads and writes like a login run (one broker call, one write).
+        refresher_calls = {key: count * (1 + self.logout_schedules) for key, count in m.login_run_calls.items()}
         for key, count in m.all_fresh_run_calls.items():
             refresher_calls[key] = refresher_calls.get(key, 0.0) + count * max(0, self.schedules - 1)
         secrets_calls = _calls(refresher_calls, "secretsmanager") * days
@@ -239,7 +263,7 @@ class CostModel:
             / 1024
             * days
             * (
-                self.run_seconds(accounts, logins=True)
+                (1 + self.logout_schedules) * self.run_seconds(accounts, logins=True)
                 + (self.schedules - 1) * self.run_seconds(accounts, logins=False)
             )
         )
@@ -263,13 +287,35 @@ class CostModel:
             "logs": log_gb * p["cloudwatch_logs_ingest_gb"],
             "SNS": 0.0,  # alerts only when an account fails: a handful of publishes
         }
-        egress_gb = accounts * days * u["logins_per_day"] * u["egress_bytes_per_login"] / 1e9
-        egress = {
-            "NAT hours": self.nat_gateways * u["hours_per_month"] * p["nat_hour"],
-            "NAT data": egress_gb * p["nat_gb"],
-            "public IPv4": self.elastic_ips * u["hours_per_month"] * p["public_ipv4_hour"],
+        return Bill(accounts, items, self.egress(accounts))
+
+    def egress(self, accounts: int) -> dict[str, dict[str, float]]:
+        """Each EgressMode's monthly items: the NAT (instance or gateway) and the Elastic IP's IPv4 charge.
+
+        Example:
+            >>> modes = CostModel.from_template(Measured.defaults()).egress(1)
+            >>> round(sum(modes["nat-instance"].values()), 2), round(sum(modes["nat-gateway"].values()), 2)
+            (7.94, 44.53)
+        """
+        p, u = PRICES, USAGE
+        hours = u["hours_per_month"]
+        crossings = 1 + self.logout_schedules  # a login and a logout a day go out through the NAT
+        data_gb = accounts * u["trading_days"] * crossings * u["egress_bytes_per_login"] / 1e9
+        address = {"public IPv4": self.elastic_ips * hours * p["public_ipv4_hour"]}
+        return {
+            "none": {},
+            "nat-instance": {
+                "t4g.nano hours": self.nat_instances * hours * p["t4g_nano_hour"],
+                "gp3 volume": self.nat_instances * u["nat_instance_volume_gb"] * p["ebs_gp3_gb_month"],
+                "recovery alarms": self.nat_instance_alarms * p["cloudwatch_alarm_month"],
+                **address,
+            },
+            "nat-gateway": {
+                "NAT hours": self.nat_gateways * hours * p["nat_hour"],
+                "NAT data": data_gb * p["nat_gb"],
+                **address,
+            },
         }
-        return Bill(accounts, items, egress)
 
     def per_million_api_reads(self) -> float:
         """USD per million token API reads: invocations, their duration, and the caller lookups in DynamoDB."""
@@ -292,7 +338,8 @@ class CostResult:
         for bill in self.bills:
             per = bill.total / bill.accounts
             note = (
-                f"total {bill.total:.2f} USD: {bill.breakdown()}; with static egress {bill.total_with_egress:.2f} USD"
+                f"total {bill.total:.2f} USD: {bill.breakdown()}; with EgressMode nat-instance "
+                f"{bill.total_with('nat-instance'):.2f} USD, nat-gateway {bill.total_with('nat-gateway'):.2f} USD"
             )
             if bill.accounts == 1:
                 note += "; fixed costs (dashboard, key, alarms) dominate"
@@ -319,7 +366,51 @@ class CostResult:
                 f"{self.api_per_million:.2f} USD per million on top",
             )
         )
+        rows += egress_figures(self.bills[-1])
         return rows
+
+
+def egress_figures(bill: Bill) -> list[Figure]:
+    """One row per EgressMode: what static egress adds a month, with the sum that makes it.
+
+    Example:
+        >>> [f.name for f in egress_figures(measure().bills[0])]
+        ['EgressMode none', 'EgressMode nat-instance', 'EgressMode nat-gateway']
+    """
+    rows = []
+    for mode in EGRESS_MODES:
+        items = bill.egress.get(mode, {})
+        added = sum(items.values())
+        sums = " + ".join(f"{name} {value:.2f}" for name, value in items.items()) or "no VPC, no NAT"
+        rows.append(
+            Figure(
+                NAME,
+                f"EgressMode {mode}",
+                added,
+                "USD/month",
+                note=f"{sums} = {added:.2f} USD a month at {bill.accounts} accounts "
+                f"({bill.total_with(mode):.2f} USD in all); {egress_basis(mode)}",
+            )
+        )
+    return rows
+
+
+def egress_basis(mode: str) -> str:
+    """How a mode's items are priced (the hours and rates behind the sum).
+
+    Example:
+        >>> egress_basis("none")
+        'Lambda leaves from changing AWS addresses: no static IP to register'
+    """
+    p, hours = PRICES, USAGE["hours_per_month"]
+    ipv4 = f"public IPv4 {hours:g} h x {p['public_ipv4_hour']}"
+    if mode == "nat-instance":
+        volume = USAGE["nat_instance_volume_gb"]
+        instance = f"t4g.nano {hours:g} h x {p['t4g_nano_hour']}, gp3 {volume:g} GB x {p['ebs_gp3_gb_month']}"
+        return f"{instance}, 2 alarms x {p['cloudwatch_alarm_month']}, {ipv4}"
+    if mode == "nat-gateway":
+        return f"NAT gateway {hours:g} h x {p['nat_hour']} + {p['nat_gb']} per GB processed, {ipv4}"
+    return "Lambda leaves from changing AWS addresses: no static IP to register"
 
 
 def measure(measured: Measured | None = None, sizes: tuple[int, ...] = SIZES) -> CostResult:
@@ -328,3 +419,9 @@ def measure(measured: Measured | None = None, sizes: tuple[int, ...] = SIZES) ->
     bills = [model.monthly(size) for size in sizes]
     marginal = model.monthly(101).total - model.monthly(100).total
     return CostResult(bills, marginal, model.per_million_api_reads())
+
+
+if __name__ == "__main__":  # `python -m bench.cost`: the cost section alone, on the default measurements
+    from bench import render
+
+    print(render(measure().figures()))

@@ -2,7 +2,9 @@
 
 Public contract (DESIGN.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
 API adds ``{"complete": {"account": ..., "value": ...}}`` when it hands a person-completed login to the
-refresher (which, unlike the API, may read credentials).
+refresher (which, unlike the API, may read credentials). The end-of-day schedule sends
+``{"action": "logout"}`` (optionally with ``accounts``): the same function logs the day's tokens out
+(``action`` defaults to ``refresh``, so every earlier event means what it meant).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker_tokens.models import Source, is_account_id
+
+ACTIONS = ("refresh", "logout")
 
 
 class EventError(ValueError):
@@ -23,14 +27,18 @@ class RefreshRequest:
     """What a run is asked to do.
 
     Example:
-        >>> parse_refresh_event({"accounts": ["angel-main"], "force": True})
-        RefreshRequest(accounts=('angel-main',), force=True, source=<Source.SCHEDULE: 'schedule'>, complete=None)
+        >>> request = parse_refresh_event({"accounts": ["angel-main"], "force": True})
+        >>> request.accounts, request.force, request.source.value, request.complete, request.logout
+        (('angel-main',), True, 'schedule', None, False)
+        >>> parse_refresh_event({"action": "logout"}).logout
+        True
     """
 
     accounts: tuple[str, ...] | None = None
     force: bool = False
     source: Source = Source.SCHEDULE
     complete: tuple[str, str] | None = None  # (account, request token or code)
+    logout: bool = False  # {"action": "logout"}: the end-of-day logout instead of a refresh
 
 
 def parse_refresh_event(event: Any) -> RefreshRequest:
@@ -48,7 +56,8 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
     if not isinstance(force, bool):
         raise EventError("'force' must be true or false")
     source = event.get("source", Source.SCHEDULE.value)
-    if source not in {s.value for s in Source}:
+    # Only the logout itself writes a logout record: a refresh stamped "logout" would read as logged out.
+    if source not in {s.value for s in Source} or source == Source.LOGOUT.value:
         source = Source.SCHEDULE.value
     complete = event.get("complete")
     pair = None
@@ -58,4 +67,11 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
         if not isinstance(complete.get("value"), str) or not complete["value"]:
             raise EventError("'complete.value' must be the request token or code")
         pair = (str(complete["account"]), str(complete["value"]))
-    return RefreshRequest(accounts=accounts or None, force=force, source=Source(source), complete=pair)
+    action = event.get("action", "refresh")
+    if action not in ACTIONS:
+        raise EventError("'action' must be 'refresh' or 'logout'")
+    if action == "logout" and (pair or force):
+        raise EventError("'action': 'logout' takes only 'accounts' (no 'force', no 'complete')")
+    return RefreshRequest(
+        accounts=accounts or None, force=force, source=Source(source), complete=pair, logout=action == "logout"
+    )

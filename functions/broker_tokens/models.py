@@ -57,6 +57,7 @@ class Source(StrEnum):
     API = "api"
     CLI = "cli"
     CALLBACK = "callback"
+    LOGOUT = "logout"  # the end-of-day logout: the record's expires_at is the logout instant
 
 
 class AccountState(StrEnum):
@@ -220,7 +221,9 @@ class Outcome:
     account: str
     broker: str | None
     state: AccountState
-    action: str = "none"  # skipped | logged-in | waited | checked | started | disabled | none
+    # refresh: skipped | logged-in | waited | checked | started | disabled | none
+    # logout (broker_tokens.logout): logged-out | no-logout-at-broker | already-expired | no-token | failed
+    action: str = "none"
     logins: int = 0
     issued_at: datetime | None = None
     expires_at: datetime | None = None

@@ -32,10 +32,13 @@ def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def outcome_table(outcomes: Sequence[Outcome], zone: ZoneInfo, *, colour: bool = False, logins: bool = True) -> str:
+def outcome_table(
+    outcomes: Sequence[Outcome], zone: ZoneInfo, *, colour: bool = False, logins: bool = True, actions: bool = False
+) -> str:
     """Aligned columns: account, broker, state, issued, expires, logins and a note (error or login URL).
 
-    ``logins=False`` leaves the logins column out, for a status view where nothing was logged in.
+    ``logins=False`` leaves the logins column out, for a status view where nothing was logged in;
+    ``actions=True`` adds what the run did (the logout report: logged-out, no-logout-at-broker...).
 
     Example:
         >>> print(outcome_table([Outcome("a1", "angelone", AccountState.FRESH)], ZoneInfo("UTC")))
@@ -43,12 +46,15 @@ def outcome_table(outcomes: Sequence[Outcome], zone: ZoneInfo, *, colour: bool =
         a1       angelone  fresh  -       -        0
     """
     columns = [column for column in COLUMNS if logins or column != "logins"]
+    if actions:
+        columns.insert(columns.index("state") + 1, "action")
     rows = [columns]
     for o in outcomes:
         cells = {
             "account": o.account,
             "broker": o.broker or "-",
             "state": o.state.value,
+            "action": o.action,
             "issued": local_time(o.issued_at, zone),
             "expires": local_time(o.expires_at, zone),
             "logins": str(o.logins),

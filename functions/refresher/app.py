@@ -12,9 +12,10 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from broker_tokens.events import parse_refresh_event
+from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState
-from broker_tokens.refresh import NotFreshError, Report
+from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import container_refresher
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "BrokerTokens"))
@@ -27,10 +28,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     Raising is what makes Lambda retry, send the event to the failure destination and fire the alarm.
 
-    Example event: ``{}`` from the schedule, or ``{"accounts": ["angel-main"], "force": true}``.
+    Example event: ``{}`` from the schedule, or ``{"accounts": ["angel-main"], "force": true}``; the
+    end-of-day schedule sends ``{"action": "logout"}``.
     """
     request = parse_refresh_event(event)
     refresher = container_refresher()
+    if request.logout:
+        return end_of_day(refresher, request.accounts)
     if request.complete:
         account, value = request.complete
         report = Report([refresher.complete(account, value, source=request.source)])
@@ -40,6 +44,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.info("refresh report", extra={"report": report.to_dict()})
     if not report.ok:
         raise NotFreshError(report)
+    return report.to_dict()
+
+
+def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None) -> dict[str, Any]:
+    """The logout run; raises when any account's session could not be ended, so Lambda retries and alerts."""
+    report = EndOfDay(refresher).run(accounts)
+    logger.info("logout report", extra={"report": report.to_dict()})
+    if not report.ok:
+        raise LogoutFailedError(report)
     return report.to_dict()
 
 

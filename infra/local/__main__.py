@@ -1,10 +1,12 @@
-"""`python -m infra.local run [--keep]`: what `make run` does.
+"""`python -m infra.local run [--keep] [--logout]`: what `make run` does.
 
 Starts the embedded stack, seeds a demo account per broker, runs the refresher handler as the 07:30 IST
 schedule would and prints the accounts. Then it plays the person two logins wait for: it logs in to
 BlinkX in a "browser" (the broker redirects to the token API's /callback) and submits AutoShares' e-mailed
 code with `broker-tokens verify`, and prints the accounts again, with how an app reads a token. Then it
-stops (or, with --keep, stays up until Ctrl-C for a developer to play with).
+stops (or, with --keep, stays up until Ctrl-C for a developer to play with). With --logout (`make run
+LOGOUT=1`) it also runs the end-of-day logout as the 23:59 IST schedule would, shows that each old token
+is refused at its simulator, and runs the refresher again, as the next morning's schedule would.
 
 Exit status: 0 unless an account failed or needs attention.
 """
@@ -20,9 +22,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from broker_tokens.cli import main as cli
+from broker_tokens.credentials import parse_credentials
+from broker_tokens.errors import BrokerError
+from broker_tokens.logout import LogoutFailedError
 from broker_tokens.logs import logger
-from broker_tokens.models import AccountState, Outcome
-from broker_tokens.refresh import NotFreshError, Report
+from broker_tokens.models import AccountState, Outcome, Session, TokenRecord
+from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import build_refresher
 from broker_tokens.table import outcome_table
 from infra.local.demo import DemoAccount, point_callbacks_at, seed_demo_accounts
@@ -36,7 +41,7 @@ from infra.local.stack import LocalStack
 from refresher.app import lambda_handler
 
 
-def run(keep: bool) -> int:
+def run(keep: bool, logout: bool = False) -> int:
     """Start, seed, refresh, show; returns the process exit code."""
     colour = sys.stdout.isatty()
     with LocalStack(front_port=DEFAULT_FRONT_PORT) as stack:
@@ -63,6 +68,8 @@ def run(keep: bool) -> int:
         print("\n$ broker-tokens status")
         print(outcome_table(final.outcomes, zone, colour=colour, logins=False))
         explain_expiring(final)
+        if logout:
+            end_of_day(zone, colour)
         example = next((d.account for d in demos), "ACCOUNT")
         print(f"""
 Read a token from an app (secret {stack.prefix}/{example}/token):
@@ -92,6 +99,44 @@ Or through the token API, with the demo API key (every account; read and refresh
         print("\nStack stopped.")
         broken = [o for o in final.outcomes if o.state in (AccountState.FAILED, AccountState.NEEDS_ATTENTION)]
         return 1 if broken else 0
+
+
+def end_of_day(zone: ZoneInfo, colour: bool) -> None:
+    """The logout schedule's run, each old token tried at its broker, then the next morning's run."""
+    refresher = build_refresher()
+    before = {name: refresher.secrets.read_token(name) for name in refresher.secrets.list_accounts()}
+    print("\nRunning the end-of-day logout as the 23:59 IST schedule would...\n")
+    context = LocalLambdaContext("broker-tokens-refresher")
+    try:
+        answer = lambda_handler({"action": "logout"}, context)
+    except LogoutFailedError as exc:  # the Lambda raises so its retry and alert fire; the demo shows it
+        answer = exc.report.to_dict()
+    lines = [Outcome.from_dict(line) for line in answer["accounts"]]
+    print(outcome_table(lines, zone, colour=colour, logins=False, actions=True))
+    for line in lines:
+        token = before.get(line.account)
+        if line.action == "logged-out" and token is not None:
+            print(f"  {line.account}: the old token at {line.broker}: {old_token_check(refresher, token)}")
+    print("\nThe next morning's schedule finds no fresh token and logs in again:\n")
+    try:
+        again = lambda_handler({}, context)
+    except NotFreshError as exc:
+        again = exc.report.to_dict()
+    print(outcome_table([Outcome.from_dict(line) for line in again["accounts"]], zone, colour=colour))
+
+
+def old_token_check(refresher: Refresher, token: TokenRecord) -> str:
+    """What the broker's profile call says to a logged-out token (refused, as it must be)."""
+    text, version = refresher.secrets.read_credentials(token.account)
+    broker = refresher.adapter_factory(parse_credentials(token.account, text, version=version))
+    session = Session(token.access_token, token.authorization, token.expires_at, dict(token.headers))
+    try:
+        broker.validate(session)
+    except BrokerError as exc:
+        return f"refused ({exc.code or exc.status or exc.kind.value}), as it must be"
+    finally:
+        broker.close()
+    return "STILL ACCEPTED: the session was not ended"
 
 
 def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
@@ -127,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="start, seed, refresh once, show, stop")
     run_parser.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
     run_parser.add_argument("--verbose", action="store_true", help="show the refresher's JSON log lines")
+    run_parser.add_argument("--logout", action="store_true", help="then the end-of-day logout and a new login")
     args = parser.parse_args(argv)
     # The demo's table is the output; the refresher's JSON log lines are for Lambda (--verbose shows them).
     logger.setLevel("INFO" if args.verbose else "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    return run(args.keep)
+    return run(args.keep, logout=args.logout)
 
 
 if __name__ == "__main__":

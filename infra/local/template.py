@@ -99,8 +99,8 @@ def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str] |
     """Every parameter's value: its default, unless overridden; an unknown or missing one is an error.
 
     Example:
-        >>> parameter_values(load_template(), {"StaticEgress": "true"})["StaticEgress"]
-        'true'
+        >>> parameter_values(load_template(), {"EgressMode": "nat-instance"})["EgressMode"]
+        'nat-instance'
     """
     declared: Mapping[str, Any] = template.get("Parameters", {})
     unknown = sorted(set(overrides or {}) - set(declared))

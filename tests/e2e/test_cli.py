@@ -456,6 +456,7 @@ def test_doctor_fails_on_a_clock_15_s_off_and_on_a_broken_secret(
         (["token", "Not_An_Id"], "not an account id"),
         (["reset", "no-such-account"], "unknown account"),
         (["login", "no-such-account"], "unknown account"),
+        (["logout", "no-such-account"], "unknown account"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(local_env: dict[str, str], args: list[str], expected: str) -> None:
@@ -488,3 +489,44 @@ def test_python_dash_m_is_the_same_entry_point(tmp_path: Path) -> None:
     )
     assert result.returncode == 0 and result.stdout.startswith("broker-tokens ")
     assert shutil.which("broker-tokens", path=str(Path(sys.executable).parent)) is not None
+
+
+# -- the end-of-day logout (last: it ends tradejini-demo's sessions at the simulator) ----------------------
+
+
+def test_logout_ends_the_session_the_token_reads_expired_and_a_refresh_logs_in_again(
+    local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]
+) -> None:
+    add_account(local_env, "t-logout", credentials(aws, stack, "tradejini-demo"))
+    add_account(local_env, "t-logout-etna", credentials(aws, stack, "etna-demo"))
+    assert run_cli("refresh", "t-logout", env=local_env).returncode == 0
+    before = run_cli("token", "t-logout", env=local_env)
+    assert before.returncode == 0
+
+    result = run_cli("logout", "t-logout", "t-logout-etna", env=local_env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["account", "broker", "state", "action"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["t-logout"][2:4] == ["expired", "logged-out"]
+    assert rows["t-logout-etna"][3] in ("no-token", "no-logout-at-broker")
+    token = run_cli("token", "t-logout", "--header", env=local_env)
+    assert token.returncode == 1 and token.stdout == "" and "expired" in token.stderr
+    stored = json.loads(
+        client(aws, stack, "secretsmanager").get_secret_value(SecretId=f"{PREFIX}/t-logout/token")["SecretString"]
+    )
+    assert stored["source"] == "logout"
+    # The session is over at the broker: the old token fails the account-details call.
+    old = json.loads(before.stdout)
+    details = requests.get(
+        credentials(aws, stack, "t-logout")["base_url"] + "/api/account/details",
+        headers={"Authorization": old["authorization"]},
+        timeout=10,
+    )
+    assert details.status_code == 401
+    again = json.loads(run_cli("logout", "t-logout", "--json", env=local_env).stdout)
+    assert again["ok"] and again["accounts"][0]["action"] == "already-expired"
+    # The next run logs in again: a logout record is never fresh.
+    morning = json.loads(run_cli("refresh", "t-logout", "--json", env=local_env).stdout)
+    assert morning["ok"] and morning["accounts"][0]["action"] == "logged-in"

@@ -1,4 +1,5 @@
-"""`make run`'s job, as a user runs it: a fresh process, the embedded stack, the demo tables."""
+"""`make run LOGOUT=1`'s job, as a user runs it: a fresh process, the embedded stack, the demo tables,
+then the end-of-day logout and the next morning's run."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def demo() -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.pop("BROKER_TOKENS_LOCAL", None)
     return subprocess.run(
-        [sys.executable, "-m", "infra.local", "run"],
+        [sys.executable, "-m", "infra.local", "run", "--logout"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -100,3 +101,26 @@ def test_demo_prints_how_an_app_reads_the_token(demo: subprocess.CompletedProces
     assert re.search(
         r"curl -s -H \"Authorization: Bearer btk_\w+_[\w-]+\" http://127\.0\.0\.1:\d+/accounts/", demo.stdout
     )
+
+
+def test_the_logout_ends_each_session_at_its_simulator_and_the_next_run_logs_in(
+    demo: subprocess.CompletedProcess[str],
+) -> None:
+    section = demo.stdout.partition("Running the end-of-day logout")[2].partition("Read a token from an app")[0]
+    logout, _, morning = section.partition("The next morning's schedule")
+    actions = {m.group(1): line.split()[3] for line in logout.splitlines() if (m := ROW.match(line))}
+    assert {name: action for name, action in actions.items() if name != "account"} == {
+        "angel-demo": "logged-out",
+        "blinkx-demo": "logged-out",
+        "etna-2fa-demo": "no-logout-at-broker",
+        "etna-demo": "no-logout-at-broker",
+        "pitrade-demo": "no-logout-at-broker",
+        "tradejini-demo": "logged-out",
+        "zerodha-demo": "logged-out",
+    }
+    refused = re.findall(r"^  ([a-z-]+): the old token at \w+: refused \(", logout, re.MULTILINE)
+    assert sorted(refused) == ["angel-demo", "blinkx-demo", "tradejini-demo", "zerodha-demo"]
+    assert "STILL ACCEPTED" not in logout
+    again = {m.group(1): m.group(3) for line in morning.splitlines() if (m := ROW.match(line))}
+    assert again["angel-demo"] == again["tradejini-demo"] == "fresh"
+    assert again["blinkx-demo"] == "awaiting-login"  # a person logs in again, as every morning

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -69,25 +70,42 @@ def test_functions_log_to_their_own_groups_with_the_retention_parameter(deploy: 
         assert deployed.properties(group)["RetentionInDays"] == "90"
 
 
-def test_three_weekday_schedules_in_the_market_time_zone(default: Deployed) -> None:
-    schedules = [default.resolve(r["Properties"]) for r in default.of_type("AWS::Scheduler::Schedule").values()]
+def schedules(deployed: Deployed) -> dict[str, dict[str, Any]]:
+    """The refresher's schedules by logical id, resolved."""
+    return {name: deployed.resolve(r["Properties"]) for name, r in deployed.of_type("AWS::Scheduler::Schedule").items()}
 
-    assert sorted(s["ScheduleExpression"] for s in schedules) == [
+
+def test_three_weekday_schedules_and_the_logout_in_the_market_time_zone(default: Deployed) -> None:
+    found = list(schedules(default).values())
+    refreshes = [s for s in found if json.loads(s["Target"]["Input"]) == {}]
+    logouts = [s for s in found if json.loads(s["Target"]["Input"]) == {"action": "logout"}]
+
+    assert sorted(s["ScheduleExpression"] for s in refreshes) == [
         "cron(0 8 ? * MON-FRI *)",
         "cron(30 7 ? * MON-FRI *)",
         "cron(30 8 ? * MON-FRI *)",
     ]
-    for schedule in schedules:
+    # 23:59 IST, after MCX closes, Monday to Friday; on by default.
+    assert [(s["ScheduleExpression"], s["State"]) for s in logouts] == [("cron(59 23 ? * MON-FRI *)", "ENABLED")]
+    for schedule in refreshes + logouts:
         assert schedule["ScheduleExpressionTimezone"] == "Asia/Kolkata"
         assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
         assert "Name" not in schedule  # generated, so two stacks can share an account
         target = schedule["Target"]
         assert target["Arn"] == "<RefresherFunction.Arn>"
         assert target["RoleArn"] == "<SchedulerRole.Arn>"
-        assert json.loads(target["Input"]) == {}
         assert target["DeadLetterConfig"] == {"Arn": "<RefreshDeadLetterQueue.Arn>"}
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
         assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+
+
+def test_the_logout_schedule_moves_and_switches_off_by_parameter(deploy: Callable[..., Deployed]) -> None:
+    moved = deploy(LogoutRun="cron(45 23 ? * MON-SAT *)", EndOfDayLogout="off")
+    logouts = [s for s in schedules(moved).values() if "logout" in s["Target"]["Input"]]
+    refreshes = [s for s in schedules(moved).values() if "logout" not in s["Target"]["Input"]]
+
+    assert [(s["ScheduleExpression"], s["State"]) for s in logouts] == [("cron(45 23 ? * MON-SAT *)", "DISABLED")]
+    assert len(refreshes) == 3 and {s.get("State", "ENABLED") for s in refreshes} == {"ENABLED"}
 
 
 def test_schedule_times_and_zone_are_parameters(deploy: Callable[..., Deployed]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from tests.infra.cloudformation import Deployed
 
 EMITTED_METRICS = {
@@ -28,6 +30,9 @@ EGRESS_TYPES = {
     "AWS::EC2::SubnetRouteTableAssociation",
     "AWS::EC2::VPCEndpoint",
     "AWS::EC2::SecurityGroup",
+    "AWS::EC2::Instance",
+    "AWS::EC2::LaunchTemplate",
+    "AWS::EC2::EIPAssociation",
 }
 ALWAYS_OUTPUTS = {
     "RefresherFunctionName",
@@ -118,17 +123,23 @@ def test_without_static_egress_there_is_no_network_to_pay_for(default: Deployed)
     assert set(default.template["Outputs"]) == ALWAYS_OUTPUTS
 
 
-def test_static_egress_puts_both_functions_behind_one_nat_with_an_elastic_ip(deploy: Callable[..., Deployed]) -> None:
-    on = deploy(StaticEgress="true")
-    resources = on.resources
-    count = {kind: sum(r["Type"] == kind for r in resources.values()) for kind in EGRESS_TYPES}
+def counts(deployed: Deployed) -> dict[str, int]:
+    return {kind: sum(r["Type"] == kind for r in deployed.resources.values()) for kind in EGRESS_TYPES}
 
-    assert count["AWS::EC2::VPC"] == count["AWS::EC2::NatGateway"] == count["AWS::EC2::EIP"] == 1
+
+@pytest.mark.parametrize("mode", ["nat-instance", "nat-gateway"])
+def test_static_egress_puts_both_functions_behind_one_nat_with_an_elastic_ip(
+    deploy: Callable[..., Deployed], mode: str
+) -> None:
+    on = deploy(EgressMode=mode)
+    count = counts(on)
+
+    assert count["AWS::EC2::VPC"] == count["AWS::EC2::EIP"] == 1
     assert count["AWS::EC2::Subnet"] == 3
-    assert resources["NatGateway"]["Properties"]["AllocationId"] == {"Fn::GetAtt": ["EgressIp", "AllocationId"]}
-    assert resources["NatGateway"]["Properties"]["SubnetId"] == {"Ref": "PublicSubnet"}
-    assert on.properties("PrivateDefaultRoute")["NatGatewayId"] == "<NatGateway>"
     assert on.properties("PublicDefaultRoute")["GatewayId"] == "<EgressInternetGateway>"
+    assert on.properties("PublicSubnetRoutes") == {"SubnetId": "<PublicSubnet>", "RouteTableId": "<PublicRouteTable>"}
+    for subnet in ("PrivateSubnetA", "PrivateSubnetB"):
+        assert on.properties(f"{subnet}Routes") == {"SubnetId": f"<{subnet}>", "RouteTableId": "<PrivateRouteTable>"}
     for function in ("RefresherFunction", "TokenApiFunction"):
         assert on.properties(function)["VpcConfig"] == {
             "SecurityGroupIds": ["<FunctionSecurityGroup>"],
@@ -138,9 +149,67 @@ def test_static_egress_puts_both_functions_behind_one_nat_with_an_elastic_ip(dep
         assert on.properties(role)["ManagedPolicyArns"] == [
             "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
         ]
+    # The Elastic IP is an output in either mode: the address to register with the brokers.
     assert set(on.template["Outputs"]) == ALWAYS_OUTPUTS | {"EgressIp"}
     assert on.template["Outputs"]["EgressIp"]["Value"] == {"Ref": "EgressIp"}
     assert "register this ip" in on.template["Outputs"]["EgressIp"]["Description"].lower()
+
+
+def test_nat_gateway_mode_routes_the_private_subnets_through_the_gateway(deploy: Callable[..., Deployed]) -> None:
+    on = deploy(EgressMode="nat-gateway")
+    count = counts(on)
+
+    assert count["AWS::EC2::NatGateway"] == 1
+    assert count["AWS::EC2::Instance"] == count["AWS::EC2::LaunchTemplate"] == count["AWS::EC2::EIPAssociation"] == 0
+    assert on.properties("NatGateway") == {"AllocationId": "<EgressIp.AllocationId>", "SubnetId": "<PublicSubnet>"}
+    assert on.properties("PrivateDefaultRoute") == {
+        "RouteTableId": "<PrivateRouteTable>",
+        "DestinationCidrBlock": "0.0.0.0/0",
+        "NatGatewayId": "<NatGateway>",
+    }
+    assert on.resources["PublicSubnet"]["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+def test_nat_instance_mode_is_one_small_arm_instance_keeping_the_elastic_ip(deploy: Callable[..., Deployed]) -> None:
+    on = deploy(EgressMode="nat-instance")
+    count = counts(on)
+
+    assert count["AWS::EC2::NatGateway"] == 0
+    assert count["AWS::EC2::Instance"] == count["AWS::EC2::LaunchTemplate"] == count["AWS::EC2::EIPAssociation"] == 1
+    # The default route leads to the instance, the Elastic IP is associated with whichever instance
+    # CloudFormation runs: a replaced instance gets the same address back.
+    assert on.properties("PrivateDefaultRoute") == {
+        "RouteTableId": "<PrivateRouteTable>",
+        "DestinationCidrBlock": "0.0.0.0/0",
+        "InstanceId": "<NatInstance>",
+    }
+    assert on.properties("NatInstanceIp") == {"AllocationId": "<EgressIp.AllocationId>", "InstanceId": "<NatInstance>"}
+    instance = on.properties("NatInstance")
+    assert instance["SourceDestCheck"] is False and instance["SubnetId"] == "<PublicSubnet>"
+    assert instance["LaunchTemplate"]["LaunchTemplateId"] == "<NatInstanceTemplate>"
+    data = on.resources["NatInstanceTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["InstanceType"] == "t4g.nano"
+    assert on.resolve(data["ImageId"]) == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+    assert on.template["Parameters"]["NatInstanceImage"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    assert data["MetadataOptions"]["HttpTokens"] == "required"  # IMDSv2 only
+    assert "IamInstanceProfile" not in data  # no AWS credentials on the box
+    script = on.resolve(data["UserData"]["Fn::Base64"])
+    assert "net.ipv4.ip_forward = 1" in script
+    assert "-t nat -A POSTROUTING" in script and "-s 10.42.0.0/16 -j MASQUERADE" in script
+    assert "iptables -P FORWARD DROP" in script and "--dport 443" in script
+    assert on.resources["PublicSubnet"]["Properties"]["MapPublicIpOnLaunch"] is True
+    group = on.properties("NatInstanceSecurityGroup")
+    assert [(r["FromPort"], r["CidrIp"]) for r in group["SecurityGroupIngress"]] == [(443, "10.42.0.0/16")]
+    assert [(r["FromPort"], r["CidrIp"]) for r in group["SecurityGroupEgress"]] == [(443, "0.0.0.0/0")]
+    # Automatic recovery: a failed host recovers the same instance, a hung one reboots.
+    actions = {
+        on.properties(alarm)["MetricName"]: on.properties(alarm)["AlarmActions"]
+        for alarm in ("NatInstanceRecovery", "NatInstanceReboot")
+    }
+    assert actions == {
+        "StatusCheckFailed_System": ["arn:aws:automate:ap-south-1:ec2:recover"],
+        "StatusCheckFailed_Instance": ["arn:aws:automate:ap-south-1:ec2:reboot"],
+    }
 
 
 def test_outputs_point_at_the_stack_resources(default: Deployed) -> None:

@@ -98,3 +98,15 @@ def test_scale_ceilings_follow_timeout_and_memory() -> None:
 def test_render_marks_misses_and_keeps_notes() -> None:
     table = render([Figure("x", "y", 2.0, "s", target="<= 1 s", ok=False, note="why")])
     assert "| x | y | 2 s | <= 1 s | MISS |" in table and "- x, y: why" in table
+
+
+def test_each_egress_mode_is_priced_with_its_sum() -> None:
+    model = cost.CostModel.from_template(cost.Measured.defaults())
+    bill = model.monthly(10)
+    instance, gateway = sum(bill.egress["nat-instance"].values()), sum(bill.egress["nat-gateway"].values())
+    assert bill.egress["none"] == {} and bill.total_with("none") == bill.total
+    assert 5 < instance < 10 and 40 < gateway < 50  # the "about 7 against about 44", rechecked
+    assert bill.egress["nat-instance"]["public IPv4"] == bill.egress["nat-gateway"]["public IPv4"] == 730 * 0.005
+    rows = {figure.name: figure for figure in cost.measure().figures()}
+    assert rows["EgressMode nat-instance"].value == pytest.approx(instance)
+    assert "t4g.nano hours 3.36 + gp3 volume 0.73" in rows["EgressMode nat-instance"].note

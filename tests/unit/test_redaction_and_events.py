@@ -42,7 +42,16 @@ def test_formatter_masks_message_extra_and_traceback() -> None:
 
 def test_schedule_event_means_all_accounts() -> None:
     request = parse_refresh_event({"version": "0", "detail-type": "Scheduled Event"})
-    assert request.accounts is None and request.force is False
+    assert request.accounts is None and request.force is False and request.logout is False
+
+
+def test_the_logout_schedules_event_asks_for_the_logout_of_all_or_some_accounts() -> None:
+    assert parse_refresh_event({"action": "logout"}).logout is True
+    request = parse_refresh_event({"action": "logout", "accounts": ["a1"], "detail-type": "Scheduled Event"})
+    assert request.logout and request.accounts == ("a1",)
+    assert parse_refresh_event({"action": "refresh", "force": True}).logout is False
+    # A refresh can never be stamped as a logout: its fresh token would read as logged out.
+    assert parse_refresh_event({"source": "logout"}).source.value == "schedule"
 
 
 @pytest.mark.parametrize(
@@ -53,6 +62,9 @@ def test_schedule_event_means_all_accounts() -> None:
         ({"force": "yes"}, "force"),
         ([], "object"),
         ({"complete": {"account": "a1"}}, "complete.value"),
+        ({"action": "log-out"}, "action"),
+        ({"action": "logout", "force": True}, "action"),
+        ({"action": "logout", "complete": {"account": "a1", "value": "x"}}, "action"),
     ],
 )
 def test_bad_events_name_the_field(event: object, field: str) -> None:

@@ -3,6 +3,8 @@
 Protocol facts (BROKERS.md): every call carries the X-* headers below; application errors come as HTTP
 200 with ``{"status": false, "errorcode": ...}``, gateway errors as ``{"success": false, "errorCode":
 ...}``, and the rate limit as HTTP 403 with a plain-text page. The jwtToken's ``exp`` is the expiry.
+The logout (the official SDK's ``terminateSession``) is ``POST .../user/v1/logout`` with the same headers,
+the Bearer jwt and JSON ``{"clientcode": ...}``; success is the usual envelope with an empty ``data``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from broker_tokens.brokers.base import Broker, Field, RateLimit
 from broker_tokens.errors import BrokerError, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.logs import logger
-from broker_tokens.models import Session
+from broker_tokens.models import Session, TokenRecord
 from broker_tokens.redaction import register
 
 LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
+LOGOUT_PATH = "/rest/secure/angelbroking/user/v1/logout"
 RATE_LIMIT_TEXT = "exceeding access rate"
 # Angel documents 24 to 28 h; used only when a jwtToken carries no readable exp.
 FALLBACK_LIFETIME_SECONDS = 24 * 3600
@@ -35,6 +38,8 @@ PERMANENT_CODES = {
 }
 TRANSIENT_CODES = {"AB1004", "AB2001"}
 TOKEN_CODES = {"AG8001": "token invalid", "AG8002": "token expired", "AG8003": "token missing"}
+# On a logout these mean the session is already over: nothing is left to end.
+DEAD_SESSION_CODES = {"AG8001", "AG8002"}
 
 
 class AngelOne(Broker):
@@ -49,6 +54,7 @@ class AngelOne(Broker):
     title = "Angel One SmartAPI"
     default_base_url = "https://apiconnect.angelone.in"
     login_rate = RateLimit(1, "account")
+    has_logout = True
     fields: ClassVar[tuple[Field, ...]] = (
         Field("api_key", required=True, description="SmartAPI app's API key (X-PrivateKey)"),
         Field("client_code", required=True, description="Angel One client code, e.g. A123456"),
@@ -105,6 +111,18 @@ class AngelOne(Broker):
         if str(data.get("clientcode", "")).upper() != self.credentials.secret("client_code").upper():
             raise permanent("profile answered for another client code")
 
+    def logout(self, token: TokenRecord) -> bool:
+        """terminateSession: the logout call for this client code, with the stored jwt."""
+        payload = {"clientcode": self.credentials.secret("client_code")}
+        response = self.http.request("POST", LOGOUT_PATH, json=payload, headers=self._headers(token.authorization))
+        try:
+            self._envelope(response, "logout")
+        except BrokerError as exc:
+            if exc.code in DEAD_SESSION_CODES:
+                return False
+            raise
+        return True
+
     def _expiry(self, jwt_token: str) -> datetime:
         try:
             claims = jwt.decode(jwt_token, options={"verify_signature": False})
@@ -114,15 +132,22 @@ class AngelOne(Broker):
             return self.expires_in(FALLBACK_LIFETIME_SECONDS)
 
     def _data(self, response: requests.Response, what: str) -> dict[str, Any]:
-        """The ``data`` of a success envelope, or the error kind of any other answer."""
+        """The ``data`` object of a success envelope, or the error kind of any other answer."""
+        data = self._envelope(response, what).get("data")
+        if not isinstance(data, dict):
+            raise transient(f"{what}: unexpected answer shape", status=response.status_code)
+        return data
+
+    def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """A success envelope (``"status": true``), or the error kind of any other answer."""
         if response.status_code == 403 and RATE_LIMIT_TEXT in response.text:
             raise transient(f"{what}: rate limited by Angel One", status=403)
         raise_for_transport_status(response, what)
         body = json_body(response, what)
         if not isinstance(body, dict):
             raise transient(f"{what}: unexpected answer shape", status=response.status_code)
-        if body.get("status") is True and isinstance(body.get("data"), dict):
-            return body["data"]
+        if body.get("status") is True:
+            return body
         code = str(body.get("errorcode") or body.get("errorCode") or "")
         raise self._error(what, code, str(body.get("message") or ""), response.status_code)
 

@@ -13,10 +13,10 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
-from broker_tokens.errors import BrokerError, totp_rejected
+from broker_tokens.errors import BrokerError, ErrorKind, totp_rejected
 from broker_tokens.http import HttpClient
 from broker_tokens.logs import logger
-from broker_tokens.models import LoginResult, PendingStep, Session
+from broker_tokens.models import LoginResult, PendingStep, Session, TokenRecord
 from broker_tokens.totp import fresh_code
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ class Broker(ABC):
     daily_reset: ClassVar[time | None] = None
     # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
     stores_token: ClassVar[bool] = True
+    # True for brokers with a documented logout call (the end-of-day logout uses it).
+    has_logout: ClassVar[bool] = False
 
     def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
@@ -128,6 +130,14 @@ class Broker(ABC):
     @abstractmethod
     def validate(self, session: Session) -> None:
         """One cheap authenticated call that proves the session works. Raises BrokerError."""
+
+    def logout(self, token: TokenRecord) -> bool:
+        """End the stored session at the broker: True when it ended now, False when the broker says it
+        was already dead (expired, or ended by a newer login). Raises BrokerError with a kind.
+
+        Only for adapters with ``has_logout``; the others have no such call at their broker.
+        """
+        raise BrokerError(ErrorKind.CONFIGURATION, f"{self.title} has no logout call")
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
         """Finish a person-completed login with what the person supplied (request token, code)."""

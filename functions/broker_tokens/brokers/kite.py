@@ -17,6 +17,10 @@ Error kinds: a wrong checksum (api_secret) or a dead request token is permanent 
 a wrong password is permanent; a refused TOTP code is the TOTP kind; 5xx, 429, HTML pages and Kite's
 NetworkException / DataException / GeneralException are transient, and so is a TokenException on the
 profile call right after a good exchange.
+
+The logout (pykiteconnect's ``invalidate_access_token``) is ``DELETE /session/token`` with ``api_key`` and
+``access_token`` in the query, the version header(s) and the Authorization the SDK sends with every call;
+it answers ``{"status": "success", "data": true}``, and a TokenException when the token is already dead.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import requests
 from broker_tokens.brokers.base import Broker, Field
 from broker_tokens.errors import BrokerError, ErrorKind, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
-from broker_tokens.models import AccountState, LoginResult, PendingStep, Session
+from broker_tokens.models import AccountState, LoginResult, PendingStep, Session, TokenRecord
 from broker_tokens.redaction import register
 
 # The regulatory reset is in Indian time whatever the deployment's MARKET_TIMEZONE says.
@@ -175,6 +179,7 @@ class KiteConnect(Broker):
     """
 
     daily_reset = DAILY_RESET
+    has_logout = True
     version_headers: ClassVar[dict[str, str]]
     default_login_url: ClassVar[str]
 
@@ -258,6 +263,22 @@ class KiteConnect(Broker):
         found = str(data.get("user_id", "")) if isinstance(data, dict) else ""
         if expected and found.upper() != str(expected).upper():
             raise permanent(f"profile: the login was made as user '{found}', not the credentials' user_id")
+
+    def logout(self, token: TokenRecord) -> bool:
+        """``DELETE /session/token``: ends the access token (and with it the app's session)."""
+        params = {"api_key": self.credentials.secret("api_key"), "access_token": token.access_token}
+        headers = {**self.app_headers(), "Authorization": token.authorization}
+        response = self.http.request("DELETE", SESSION_PATH, params=params, headers=headers)
+        try:
+            kite_data(response, "logout")
+        except KiteRejectionError as rejection:
+            if rejection.error_type == "TokenException":
+                return False  # already dead: expired at 06:00, or ended by a newer login
+            said = f"{rejection.error_type} {rejection.message or '(no message)'}"
+            if rejection.error_type in TRANSIENT_ERROR_TYPES:
+                raise transient(f"logout: {self.title} failed on its side ({said})", status=rejection.status) from None
+            raise permanent(f"logout: rejected ({said})", code=rejection.error_type, status=rejection.status) from None
+        return True
 
     # ----- answers to kinds -------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ Protocol facts (BROKERS.md): the login is a form-encoded POST carrying ``Authori
 ``{"s": "error", "msg": ...}``, and a login answers a bare 401 "Unauthorized" for each of a wrong key,
 a wrong PIN, a wrong or stale code and a source IP that is not whitelisted: the adapter cannot tell
 them apart, so it treats the 401 as a refused code (one retry in the next window) and names all four.
+The logout (the official SDK's ``getLogoutWebResponse``) is ``POST /api/account/logout`` with no body and
+the session's Authorization; it clears every token of the account, and a dead token gets the 401.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from broker_tokens.brokers.base import Broker, Field, RateLimit
 from broker_tokens.errors import BrokerError, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.logs import logger
-from broker_tokens.models import Session
+from broker_tokens.models import Session, TokenRecord
 from broker_tokens.redaction import register
 
 LOGIN_PATH = "/api-gw/oauth/individual-token-v2"
 DETAILS_PATH = "/api/account/details"
+LOGOUT_PATH = "/api/account/logout"
 # Tradejini documents 24 h and sends expires_in; used only when the answer lacks a usable one.
 FALLBACK_LIFETIME_SECONDS = 24 * 3600
 
@@ -44,6 +47,7 @@ class Tradejini(Broker):
     title = "Tradejini CubePlus"
     default_base_url = "https://api.tradejini.com/v2"
     login_rate = RateLimit(3, "ip")
+    has_logout = True
     fields: ClassVar[tuple[Field, ...]] = (
         Field("api_key", required=True, description="CubePlus API app's key (sent as Bearer on login)"),
         Field("password", required=True, kind="secret", description="CubePlus login PIN"),
@@ -76,6 +80,16 @@ class Tradejini(Broker):
         body = self._body(response, "account details")
         if body.get("s") != "ok" or not isinstance(body.get("d"), dict):
             raise transient(f"account details: unexpected answer (s={str(body.get('s'))[:20]!r})")
+
+    def logout(self, token: TokenRecord) -> bool:
+        """account/logout with the session's Authorization; a 401 means the token was already dead."""
+        response = self.http.request(
+            "POST", LOGOUT_PATH, headers={"Authorization": token.authorization, "Accept": "application/json"}
+        )
+        if response.status_code == 401:
+            return False
+        self._body(response, "logout")
+        return True
 
     def _lifetime(self, expires_in: Any) -> float:
         if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:

@@ -44,7 +44,13 @@ Rules the broker enforces, and so does this simulator:
   - TOTP codes must be within one 30 s step of the simulator clock.
 Errors are Kite's envelope `{"status": "error", "message", "error_type", "data": null}`.
 
+  - The logout: DELETE /session/token with query `api_key` and `access_token` (pykiteconnect's
+    `invalidate_access_token`), no body; a dead, unknown or other app's token is 403 TokenException.
+
 SIMULATOR CHOICES where no public source says:
+  - The logout also wants the Authorization pykiteconnect sends with every call, `token
+    <api_key>:<access_token>` naming the same token (else 403 TokenException), and refuses a body
+    (400 InputException).
   - /api/login with a wrong user id or password: HTTP 400 InputException "Invalid username or
     password."; success sets the `kf_session` cookie and answers data.request_id, data.twofa_type,
     data.twofa_types.
@@ -458,11 +464,20 @@ class KiteSimulator(SimulatorServer):
 
     def _logout(self, request: Request) -> Response:
         self._check_api(request, "logout")
+        if request.body:
+            raise BadRequestError("A DELETE carries no body")
         params = request.query_params()
         api_key, access_token = _field(params, "api_key"), _field(params, "access_token")
+        if request.header("Authorization") != f"token {api_key}:{access_token}":
+            return kite_error(INVALID_ACCESS, "TokenException", 403)
         with self._lock:
             session = self._sessions.get(access_token)
-            if session is None or session.revoked or session.api_key != api_key:
+            if (
+                session is None
+                or session.revoked
+                or session.api_key != api_key
+                or self.clock.time() >= session.expires_at
+            ):
                 return kite_error(INVALID_ACCESS, "TokenException", 403)
             session.revoked = True
             request.account = session.user_id

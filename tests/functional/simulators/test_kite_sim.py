@@ -197,6 +197,35 @@ def test_logout_ends_the_token(kite: KiteSimulator, http: requests.Session) -> N
     kite_error(profile(http, kite, token), 403, "TokenException")
 
 
+@pytest.mark.parametrize("wrong", ["no authorization", "another token's authorization", "a body", "no version"])
+def test_logout_is_refused_unless_shaped_as_the_sdk_sends_it(
+    kite: KiteSimulator, http: requests.Session, wrong: str
+) -> None:
+    token, other = fresh_token(http, kite), "not-the-token"
+    headers = {"Authorization": f"token {API_KEY}:{token}", **version_headers(kite)}
+    body = None
+    if wrong == "no authorization":
+        del headers["Authorization"]
+    elif wrong == "another token's authorization":
+        headers["Authorization"] = f"token {API_KEY}:{other}"
+    elif wrong == "a body":
+        body = {"api_key": API_KEY}
+    else:
+        headers = {"Authorization": headers["Authorization"]}
+    params = {"api_key": API_KEY, "access_token": token}
+    answer = http.delete(kite.url + SESSION_PATH, params=params, data=body, headers=headers, timeout=TIMEOUT)
+    status, error_type = {"a body": (400, "InputException"), "no version": (400, "InputException")}.get(
+        wrong, (403, "TokenException")
+    )
+    kite_error(answer, status, error_type)
+    assert profile(http, kite, token).status_code == 200  # the session lives on
+    # Shaped right it ends the session; the same logout a second time is refused.
+    good = {"Authorization": f"token {API_KEY}:{token}", **version_headers(kite)}
+    assert http.delete(kite.url + SESSION_PATH, params=params, headers=good, timeout=TIMEOUT).json()["data"] is True
+    again = http.delete(kite.url + SESSION_PATH, params=params, headers=good, timeout=TIMEOUT)
+    kite_error(again, 403, "TokenException")
+
+
 # ----- every rejection ----------------------------------------------------------------------------------
 
 

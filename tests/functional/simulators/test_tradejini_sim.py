@@ -207,6 +207,13 @@ def test_logout_kills_the_token(sim: TradejiniSimulator, http: requests.Session)
     out = http.post(sim.url + LOGOUT_PATH, headers={"Authorization": good}, timeout=TIMEOUT)
     assert out.json() == {"s": "ok"}
     assert refused(details(http, sim, good)) == UNAUTHORIZED
+    # A token already logged out gets the 401, and a JSON body the 415, as every call with a body.
+    again = http.post(sim.url + LOGOUT_PATH, headers={"Authorization": good}, timeout=TIMEOUT)
+    assert refused(again) == UNAUTHORIZED
+    fresh = f"Bearer {API_KEY}:{token_of(login(http, sim))}"
+    as_json = http.post(sim.url + LOGOUT_PATH, json={}, headers={"Authorization": fresh}, timeout=TIMEOUT)
+    assert as_json.status_code == 415 and as_json.json()["s"] == "error"
+    assert details(http, sim, fresh).status_code == 200
 
 
 @pytest.mark.parametrize("revokes", [False, True])
