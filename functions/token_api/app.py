@@ -40,8 +40,8 @@ def metric_of(event: Mapping[str, Any], answer: Mapping[str, Any]) -> str | None
 
     Example:
         >>> get = {"requestContext": {"http": {"method": "GET", "path": "/accounts/a1/token"}}}
-        >>> metric_of(get, {"statusCode": 200}), metric_of(get, {"statusCode": 403}), metric_of(get, {"statusCode": 409})
-        ('TokenServed', 'RequestRefused', None)
+        >>> [metric_of(get, {"statusCode": status}) for status in (200, 403, 409)]
+        ['TokenServed', 'RequestRefused', None]
     """
     status = answer.get("statusCode")
     if status in REFUSALS:
