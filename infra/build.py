@@ -2,9 +2,14 @@
 
 The local Python (3.11) is not the Lambda runtime's, so ``sam build`` cannot be trusted to pick
 the interpreter. Instead pip installs the wheels built for the Lambda platform
-(``--platform manylinux2014_aarch64 --python-version 3.13 --only-binary=:all:``) into
-``.aws-sam/build/<Function>/``, the function code is copied beside them, and
-``.aws-sam/build/template.yaml`` points each function's CodeUri there; ``sam deploy`` picks it up.
+(``--platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 ... --python-version 3.13
+--only-binary=:all:``) into ``.aws-sam/build/<Function>/``, the function code is copied beside them,
+and ``.aws-sam/build/template.yaml`` points each function's CodeUri there; ``sam deploy`` picks it up.
+
+Lambda's Python 3.12 and 3.13 runtimes run on Amazon Linux 2023 (glibc 2.34), so wheels tagged for
+glibc up to 2.34 work: pip takes each ``--platform`` tag literally (it widens only the legacy
+manylinux2014 one), hence the list. The built template pins the runtime it was built for: its
+Runtime parameter allows that one value only, so a deploy cannot pair the artifact with another.
 
 Example:
     $ .venv/bin/python -m infra.build                 # what `make build` runs
@@ -29,7 +34,9 @@ from infra.local.template import TEMPLATE_PATH, load_template
 
 ROOT = TEMPLATE_PATH.parent
 DEFAULT_BUILD_DIR = ROOT / ".aws-sam" / "build"
-PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+# Every glibc baseline Lambda's Amazon Linux 2023 (glibc 2.34) runs; newest wheels first in pip's eyes.
+GLIBC_TAGS = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # Never shipped: build leftovers and the list pip already installed from.
 _NOT_CODE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "requirements.txt")
 
@@ -48,25 +55,25 @@ class Target:
     """The Lambda platform pip installs wheels for.
 
     Example:
-        >>> Target.of("python3.13", "arm64").pip_options()[:2]
-        ['--platform', 'manylinux2014_aarch64']
+        >>> Target.of("python3.13", "arm64").pip_options()[:4]
+        ['--platform', 'manylinux2014_aarch64', '--platform', 'manylinux_2_28_aarch64']
     """
 
     python_version: str
-    platform: str
+    platforms: tuple[str, ...]
 
     @classmethod
     def of(cls, runtime: str, architecture: str) -> Target:
         """The target of a Lambda runtime name ("python3.13") and architecture ("arm64" or "x86_64")."""
-        if not runtime.startswith("python") or architecture not in PLATFORMS:
+        if not runtime.startswith("python") or architecture not in MACHINES:
             raise BuildError(f"cannot build for runtime {runtime!r} on {architecture!r}")
-        return cls(python_version=runtime.removeprefix("python"), platform=PLATFORMS[architecture])
+        platforms = tuple(f"{tag}_{MACHINES[architecture]}" for tag in GLIBC_TAGS)
+        return cls(python_version=runtime.removeprefix("python"), platforms=platforms)
 
     def pip_options(self) -> list[str]:
         """pip's options that select this platform's wheels and nothing that needs compiling."""
         return [
-            "--platform",
-            self.platform,
+            *(option for platform in self.platforms for option in ("--platform", platform)),
             "--python-version",
             self.python_version,
             "--implementation",
@@ -127,6 +134,22 @@ class _TemplateDumper(yaml.SafeDumper):
 _TemplateDumper.add_representer(str, _block_strings)
 
 
+def pinned(template: dict[str, Any], runtime: str) -> dict[str, Any]:
+    """A copy of the template for artifacts built for ``runtime``: that runtime only, no shared CodeUri.
+
+    Example:
+        >>> pinned(load_template(), "python3.12")["Parameters"]["Runtime"]["AllowedValues"]
+        ['python3.12']
+    """
+    built = copy.deepcopy(template)
+    built["Parameters"]["Runtime"]["Default"] = runtime
+    # The wheels were chosen for this runtime's ABI (cp313...): another one must not deploy them.
+    built["Parameters"]["Runtime"]["AllowedValues"] = [runtime]
+    built["Parameters"]["Runtime"]["Description"] = f"Lambda Python runtime: this build is for {runtime} only."
+    built.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    return built
+
+
 def build(*, root: Path = ROOT, build_dir: Path = DEFAULT_BUILD_DIR, runtime: str | None = None) -> Path:
     """Build every function into build_dir/<LogicalId>/ and write build_dir/template.yaml; return its path.
 
@@ -142,9 +165,7 @@ def build(*, root: Path = ROOT, build_dir: Path = DEFAULT_BUILD_DIR, runtime: st
 
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)
-    built = copy.deepcopy(template)
-    built["Parameters"]["Runtime"]["Default"] = runtime
-    built.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    built = pinned(template, runtime)
     with tempfile.TemporaryDirectory(prefix="broker-tokens-deps-") as scratch:
         installed: dict[tuple[Path, Target], Path] = {}
         for function in functions:

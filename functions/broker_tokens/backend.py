@@ -72,11 +72,18 @@ class LambdaBackend:
         >>> LambdaBackend("broker-tokens-RefresherFunction-abc").refresh("angel-main", True)  # doctest: +SKIP
     """
 
-    def __init__(self, function_name: str, *, client: Any = None, timeout: float = INVOKE_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        client: Any = None,
+        timeout: float = INVOKE_TIMEOUT_SECONDS,
+        session: boto3.Session | None = None,
+    ):
         self.function_name = function_name
         # One attempt only: a retried invoke would be a second login.
         config = Config(read_timeout=timeout, connect_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
-        self.client = client or boto3.client("lambda", config=config)
+        self.client = client or (session or boto3.Session()).client("lambda", config=config)
 
     def refresh(self, account: str, force: bool) -> Outcome:
         """Invoke the refresher for this one account."""
@@ -87,7 +94,13 @@ class LambdaBackend:
         register(value)
         return self._invoke(account, {"complete": {"account": account, "value": value}, "source": source.value})
 
-    def _invoke(self, account: str, event: Mapping[str, Any]) -> Outcome:
+    def invoke(self, event: Mapping[str, Any]) -> tuple[Any, bool]:
+        """Run the refresher with ``event`` and wait: its answer, and whether it raised.
+
+        When it raised, the answer is Lambda's error object (``errorType``, ``errorMessage``); a run
+        that ends with accounts not fresh raises on purpose (NotFreshError). BackendError when the
+        function could not be invoked or did not answer in time.
+        """
         try:
             answer = self.client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
@@ -95,9 +108,13 @@ class LambdaBackend:
             payload = json.loads(answer["Payload"].read() or b"null")
         except (ClientError, BotoCoreError, ValueError) as exc:
             timed_out = "timeout" in type(exc).__name__.lower()
-            logger.error("refresher invoke failed", extra={"account": account, "error": scrub(str(exc))})
+            logger.error("refresher invoke failed", extra={"function": self.function_name, "error": scrub(str(exc))})
             raise BackendError("the refresher could not be invoked", timed_out=timed_out) from None
-        if answer.get("FunctionError"):
+        return payload, bool(answer.get("FunctionError"))
+
+    def _invoke(self, account: str, event: Mapping[str, Any]) -> Outcome:
+        payload, raised = self.invoke(event)
+        if raised:
             # A run that ends not fresh raises (NotFreshError) on purpose; the state table has the details.
             kind = payload.get("errorType", "error") if isinstance(payload, dict) else "error"
             message = payload.get("errorMessage", "") if isinstance(payload, dict) else ""

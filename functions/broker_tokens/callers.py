@@ -5,6 +5,11 @@ account names or fnmatch patterns, and actions (``read``, ``refresh``, ``admin``
 An API key looks like ``btk_<id>_<secret>``: the table keeps the sha256 of the secret only, under a
 pointer item found by the id (``pk`` ``apikey#<id>``); an IAM caller has a pointer by its ARN
 (``pk`` ``principal#<arn>``). The key itself is shown once, by :meth:`CallerStore.add`.
+
+An IAM role may have a path (``arn:aws:iam::123456789012:role/team/bots``), but the ARN of a session
+of that role never shows it (``arn:aws:sts::123456789012:assumed-role/bots/i-0abc``). A role's name is
+unique in its account whatever the path, so a role's pointer is keyed by its ARN without the path, and
+a session finds the caller registered under the role's full ARN.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ CALLER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 ACCOUNT_PATTERN = re.compile(r"[a-z0-9*?][a-z0-9*?-]{0,62}")
 PRINCIPAL_ARN = re.compile(r"arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]{1,512}")
 ASSUMED_ROLE = re.compile(r"arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]{1,64})/[\w+=,.@-]{1,64}")
+# An IAM role's ARN, its path (if any) in group 3: arn:aws:iam::123456789012:role/team/bots.
+ROLE = re.compile(r"(arn:aws[a-z-]*:iam::\d{12}:role/)((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})")
 KEY_ID = re.compile(r"[0-9a-f]{12}")
 KEY_SECRET = re.compile(r"[A-Za-z0-9_-]{32,128}")
 MAX_KEY_LENGTH = 160
@@ -108,6 +115,19 @@ def principal_candidates(arn: str) -> list[str]:
         partition, account, role = match.groups()
         candidates.append(f"arn:{partition}:iam::{account}:role/{role}")
     return candidates
+
+
+def principal_key(arn: str) -> str:
+    """The ARN a principal's pointer is keyed by: a role's without its path, anything else as given.
+
+    Example:
+        >>> principal_key("arn:aws:iam::123456789012:role/team/bots")
+        'arn:aws:iam::123456789012:role/bots'
+        >>> principal_key("arn:aws:iam::123456789012:user/ops/ci")
+        'arn:aws:iam::123456789012:user/ops/ci'
+    """
+    match = ROLE.fullmatch(arn)
+    return f"{match.group(1)}{match.group(3)}" if match else arn
 
 
 def _digest(secret: str) -> str:
@@ -183,11 +203,11 @@ class CallerStore:
         }
         key = None
         if principal_arn:
-            holder = self._get(f"principal#{principal_arn}", "principal")
+            holder = self._get(f"principal#{principal_key(principal_arn)}", "principal")
             if holder is not None and holder.get("name") != name:
                 raise ValueError(f"principal_arn is already the caller {holder.get('name')!r}")
             item["principal_arn"] = principal_arn
-            pointer = {"pk": f"principal#{principal_arn}", "sk": "principal", "name": name}
+            pointer = {"pk": f"principal#{principal_key(principal_arn)}", "sk": "principal", "name": name}
         else:
             key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
             key = f"{KEY_PREFIX}{key_id}_{secret}"
@@ -247,13 +267,13 @@ class CallerStore:
         return self._caller(item)
 
     def for_principal(self, arn: str) -> Caller | None:
-        """The caller registered for an IAM ARN (an assumed-role session also matches its role)."""
+        """The caller registered for an IAM ARN (an assumed-role session also matches its role, path or not)."""
         for candidate in principal_candidates(arn):
-            pointer = self._recent(f"principal#{candidate}", "principal")
+            pointer = self._recent(f"principal#{principal_key(candidate)}", "principal")
             if pointer is None:
                 continue
             item = self._recent(f"caller#{pointer['name']}", CALLER_SK)
-            if item is not None and item.get("principal_arn") == candidate:
+            if item is not None and principal_key(str(item.get("principal_arn", ""))) == principal_key(candidate):
                 return self._caller(item)
         return None
 
@@ -300,7 +320,7 @@ class CallerStore:
         if item.get("key_id"):
             pointers.append((f"apikey#{item['key_id']}", "apikey"))
         if item.get("principal_arn"):
-            pointers.append((f"principal#{item['principal_arn']}", "principal"))
+            pointers.append((f"principal#{principal_key(item['principal_arn'])}", "principal"))
         return pointers
 
     @staticmethod

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import DEFAULT_PREFIX
 from broker_tokens.models import is_account_id, parse_iso
+from broker_tokens.secret_errors import error_code, is_absent
 
 if TYPE_CHECKING:
     from botocore.credentials import Credentials
@@ -121,20 +122,23 @@ class TokenCache:
             return self._locks.setdefault(account, threading.Lock())
 
     def _current_version(self, account: str) -> str | None:
+        name = self.name(account)
         try:
-            answer = self.client.describe_secret(SecretId=self.name(account))
+            answer = self.client.describe_secret(SecretId=name)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if is_absent(self.client, exc, name):
                 return None
             raise
         stages = answer.get("VersionIdsToStages", {})
         return next((version for version, labels in stages.items() if "AWSCURRENT" in labels), None)
 
     def _read(self, account: str) -> tuple[dict[str, Any] | None, str | None]:
+        name = self.name(account)
         try:
-            answer = self.client.get_secret_value(SecretId=self.name(account))
+            answer = self.client.get_secret_value(SecretId=name)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("ResourceNotFoundException", "InvalidRequestException"):
+            # InvalidRequest: scheduled for deletion. AccessDenied on a missing name: see secret_errors.
+            if error_code(exc) == "InvalidRequestException" or is_absent(self.client, exc, name):
                 return None, None
             raise
         try:

@@ -40,6 +40,19 @@ class RefreshRequest:
     complete: tuple[str, str] | None = None  # (account, request token or code)
     logout: bool = False  # {"action": "logout"}: the end-of-day logout instead of a refresh
 
+    @property
+    def scheduled_full_run(self) -> bool:
+        """True for a schedule's run of every account: the only run whose report speaks for all.
+
+        The market-open alarm (AccountsNotFresh) follows these runs only: a refresh of one account
+        through the API or the CLI must neither set nor clear it.
+
+        Example:
+            >>> parse_refresh_event({}).scheduled_full_run, parse_refresh_event({"accounts": ["a1"]}).scheduled_full_run
+            (True, False)
+        """
+        return self.source is Source.SCHEDULE and self.accounts is None and self.complete is None and not self.logout
+
 
 def parse_refresh_event(event: Any) -> RefreshRequest:
     """Read the optional keys; anything else EventBridge adds is ignored."""

@@ -17,6 +17,9 @@ from broker_tokens.brokers.base import Broker
 from broker_tokens.errors import AccountNotFoundError
 from broker_tokens.logs import logger
 from broker_tokens.models import TokenRecord, is_account_id
+from broker_tokens.secret_errors import error_code, is_absent
+
+__all__ = ["CREDENTIALS", "TOKEN", "AccountEntry", "SecretStore", "error_code"]
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -44,11 +47,6 @@ class AccountEntry:
 
 
 TOKEN = "token"
-
-
-def error_code(exc: ClientError) -> str:
-    """The AWS error code of a botocore ClientError."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class SecretStore:
@@ -94,10 +92,11 @@ class SecretStore:
 
     def read_credentials(self, account: str) -> tuple[str | None, str]:
         """The credentials secret's text and version id; AccountNotFoundError when it does not exist."""
+        name = self.name(account, CREDENTIALS)
         try:
-            answer = self.client.get_secret_value(SecretId=self.name(account, CREDENTIALS))
+            answer = self.client.get_secret_value(SecretId=name)
         except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            if is_absent(self.client, exc, name):
                 raise AccountNotFoundError(account) from None
             raise
         return answer.get("SecretString"), answer["VersionId"]
@@ -107,10 +106,11 @@ class SecretStore:
 
         The token API may not read credentials (IAM), yet must tell which version a rejection was for.
         """
+        name = self.name(account, CREDENTIALS)
         try:
-            answer = self.client.describe_secret(SecretId=self.name(account, CREDENTIALS))
+            answer = self.client.describe_secret(SecretId=name)
         except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
+            if is_absent(self.client, exc, name):
                 raise AccountNotFoundError(account) from None
             raise
         version = next(
@@ -126,10 +126,12 @@ class SecretStore:
 
     def read_token_version(self, account: str) -> tuple[TokenRecord, str] | None:
         """The AWSCURRENT token record with its version id."""
+        name = self.name(account, TOKEN)
         try:
-            answer = self.client.get_secret_value(SecretId=self.name(account, TOKEN))
+            answer = self.client.get_secret_value(SecretId=name)
         except ClientError as exc:
-            if error_code(exc) in ("ResourceNotFoundException", "InvalidRequestException"):
+            # InvalidRequest: scheduled for deletion. AccessDenied on a missing name: see secret_errors.
+            if error_code(exc) == "InvalidRequestException" or is_absent(self.client, exc, name):
                 return None
             raise
         try:
@@ -144,7 +146,7 @@ class SecretStore:
         try:
             return self.client.put_secret_value(SecretId=name, SecretString=record.to_json())["VersionId"]
         except ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if not is_absent(self.client, exc, name):
                 raise
         create: dict[str, Any] = {
             "Name": name,

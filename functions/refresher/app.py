@@ -40,7 +40,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         report = Report([refresher.complete(account, value, source=request.source)])
     else:
         report = refresher.run(request.accounts, force=request.force, source=request.source)
-    record_metrics(report)
+    record_metrics(report, full_run=request.scheduled_full_run)
     logger.info("refresh report", extra={"report": report.to_dict()})
     if not report.ok:
         raise NotFreshError(report)
@@ -56,17 +56,20 @@ def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None) -> dict[s
     return report.to_dict()
 
 
-def record_metrics(report: Report, now: datetime | None = None) -> None:
+def record_metrics(report: Report, now: datetime | None = None, *, full_run: bool = True) -> None:
     """EMF metrics the alarms and the dashboard read (names are fixed in template.yaml).
 
     Service-level datapoints feed the alarms; per-broker ones (dimension ``broker``) feed the dashboard.
+    ``AccountsNotFresh`` (the market-open alarm) comes only from a ``full_run``, a schedule's run of
+    every account: one account refreshed through the API reporting 0 must not clear it.
     """
     now = now or datetime.now(UTC)
     logged_in = [o for o in report.outcomes if o.action == "logged-in" and o.state is AccountState.FRESH]
     failed = [o for o in report.outcomes if o.state in (AccountState.FAILED, AccountState.NEEDS_ATTENTION)]
     metrics.add_metric(name="RefreshSucceeded", unit=MetricUnit.Count, value=len(logged_in))
     metrics.add_metric(name="RefreshFailed", unit=MetricUnit.Count, value=len(failed))
-    metrics.add_metric(name="AccountsNotFresh", unit=MetricUnit.Count, value=len(report.not_fresh))
+    if full_run:
+        metrics.add_metric(name="AccountsNotFresh", unit=MetricUnit.Count, value=len(report.not_fresh))
     for outcome in logged_in:
         metrics.add_metric(name="LoginLatencyMs", unit=MetricUnit.Milliseconds, value=outcome.duration_ms)
     for outcome in report.outcomes:

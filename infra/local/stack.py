@@ -14,6 +14,7 @@ from typing import Any, Self
 
 from broker_tokens.clock import SYSTEM_CLOCK
 from infra.local.front import LocalFront, local_token_api
+from infra.local.invoke import LocalFunctions
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
@@ -22,6 +23,7 @@ from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
+from refresher.app import lambda_handler as refresher_handler
 
 # One simulator per broker; a new broker adds its line here (and a demo account in demo.py).
 SIMULATORS: dict[str, type[SimulatorServer]] = {
@@ -64,6 +66,8 @@ class LocalStack:
         self.simulators: dict[str, SimulatorServer] = {}
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
+        # The refresher function behind Lambda's Invoke API (`broker-tokens refresh` in function mode).
+        self.functions: LocalFunctions | None = None
 
     def start(self) -> Self:
         """Start moto and the simulators, create the template's resources, configure this process."""
@@ -82,11 +86,19 @@ class LocalStack:
             self.environment, self.resources, clock=api_clock, auth_mode=self.front.auth_mode
         )
         self.front.start()
+        refresher_name = self.resources.names["RefresherFunction"]
+        self.functions = LocalFunctions({refresher_name: refresher_handler}).start()
+        # A client that names REFRESHER_FUNCTION_NAME reaches it here, through the real Invoke API.
+        self.environment["AWS_ENDPOINT_URL_LAMBDA"] = self.functions.url
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.functions.url
         return self
 
     def stop(self) -> None:
         """Stop the token API front, the simulators (and moto, when this stack started it)."""
         self.front.stop()
+        if self.functions is not None:
+            self.functions.stop()
+            self.functions = None
         for simulator in self.simulators.values():
             simulator.stop()
         self.simulators = {}

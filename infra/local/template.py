@@ -134,7 +134,7 @@ def pseudo_parameters(*, stack_name: str, region: str, account: str, partition: 
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::Select from a table of names.
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select and Fn::Split from a table of names.
 
     Names are parameter and pseudo-parameter names, logical ids (what Ref gives) and
     "LogicalId.Attribute" (what Fn::GetAtt gives). A name not in the table is an error.
@@ -168,6 +168,9 @@ class Resolver:
             if key == "Fn::Select":
                 index, items = argument
                 return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                separator, text = argument
+                return str(self.resolve(text)).split(separator)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local resolver")
         return {key: self.resolve(item) for key, item in value.items()}

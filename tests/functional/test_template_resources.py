@@ -67,7 +67,7 @@ def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> 
         "ALERT_TOPIC_ARN": resources.topic_arn,
         "SECRETS_KMS_KEY_ARN": resources.kms_key_arn,
         "LEASE_TTL_SECONDS": "660",
-        "POWERTOOLS_SERVICE_NAME": "broker-tokens",
+        "POWERTOOLS_SERVICE_NAME": "t1",  # the stack's name: its metrics and alarms are its own
         "POWERTOOLS_METRICS_NAMESPACE": "BrokerTokens",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "MARKET_TIMEZONE": "Asia/Kolkata",

@@ -65,6 +65,15 @@ def test_unsigned_badly_signed_and_unregistered_callers_are_refused(iam_api: Api
     assert stranger.value.status == 403 and stranger.value.message == "this IAM principal is not a registered caller"
 
 
+def test_a_role_with_a_path_is_its_sessions_caller(iam_api: Api, angel1: dict[str, Any], harness: Harness) -> None:
+    # Registered by the role's ARN as IAM shows it (with its path); the signed request names the session.
+    iam_api.callers.revoke("trading-bot")
+    iam_api.callers.add(
+        "trading-bot", ["angel-*"], ["read"], principal_arn="arn:aws:iam::000000000000:role/bots/trading-bot"
+    )
+    assert signing_client(iam_api, BOT).token("angel-1") == harness.token("angel-1")
+
+
 def test_a_registered_role_is_held_to_its_scope(iam_api: Api, angel1: dict[str, Any]) -> None:
     with pytest.raises(TokenApiError) as refused:
         signing_client(iam_api, BOT).token("kite-1")

@@ -36,6 +36,7 @@ class Deployed:
 
     template: dict[str, Any]
     parameters: dict[str, str]
+    stack_name: str = STACK
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -46,7 +47,7 @@ class Deployed:
 
     def resolve(self, value: Any) -> Any:
         """Intrinsics resolved with parameters and pseudo parameters; resources stay symbolic: "<Id.Attr>"."""
-        values = {**self.parameters, **pseudo_parameters(stack_name=STACK, region=REGION, account=ACCOUNT)}
+        values = {**self.parameters, **pseudo_parameters(stack_name=self.stack_name, region=REGION, account=ACCOUNT)}
         return Resolver(_Symbols(values, self.resources)).resolve(value)
 
     def properties(self, logical_id: str) -> dict[str, Any]:

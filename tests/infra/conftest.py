@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from infra.local.template import apply_conditions, load_template, parameter_values
 
-from tests.infra.cloudformation import Deployed, sam_transform
+from tests.infra.cloudformation import STACK, Deployed, sam_transform
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +23,11 @@ def transformed(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def deploy(template: dict[str, Any], transformed: dict[str, Any]) -> Callable[..., Deployed]:
-    """deploy(**parameters) -> the template as deployed with those parameter overrides."""
+    """deploy(**parameters) -> the template as deployed with those parameter overrides (``stack``: its name)."""
 
-    def make(**overrides: str) -> Deployed:
+    def make(stack: str = STACK, **overrides: str) -> Deployed:
         values = parameter_values(template, overrides)
-        return Deployed(apply_conditions(transformed, values), values)
+        return Deployed(apply_conditions(transformed, values), values, stack)
 
     return make
 

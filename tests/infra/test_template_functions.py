@@ -48,6 +48,22 @@ def test_both_functions_learn_every_resource_from_the_template(default: Deployed
     assert api_env == {**SHARED_ENVIRONMENT, "AUTH_MODE": "iam", "REFRESHER_FUNCTION_NAME": "<RefresherFunction>"}
 
 
+def test_refresher_keeps_its_concurrency_and_the_token_api_is_capped(deploy: Callable[..., Deployed]) -> None:
+    # A flood on the public URL is throttled at the API's cap and cannot take the refresher's runs.
+    default = deploy()
+    refresher = default.properties("RefresherFunction")["ReservedConcurrentExecutions"]
+    api = default.properties("TokenApiFunction")["ReservedConcurrentExecutions"]
+    # Sane defaults: both small beside the 1000 of a default account, which keeps 100 unreserved.
+    assert 1 <= int(refresher) <= 20 and 1 <= int(api) <= 50
+    tuned = deploy(RefresherReservedConcurrency="3", TokenApiMaxConcurrency="7")
+    assert tuned.properties("RefresherFunction")["ReservedConcurrentExecutions"] == "3"
+    assert tuned.properties("TokenApiFunction")["ReservedConcurrentExecutions"] == "7"
+    # An account whose limit is too low to reserve anything (new accounts may have 10) deploys with 0.
+    none = deploy(RefresherReservedConcurrency="0", TokenApiMaxConcurrency="0")
+    for function in ("RefresherFunction", "TokenApiFunction"):
+        assert "ReservedConcurrentExecutions" not in none.properties(function), function
+
+
 def test_lease_outlives_the_refresher_timeout(default: Deployed) -> None:
     refresher = default.properties("RefresherFunction")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -11,7 +12,11 @@ from tests.infra.cloudformation import ACCOUNT, REGION, Deployed
 SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
 CREDENTIALS = SECRETS + "broker-tokens/acct-1/credentials-AbC123"
 TOKEN = SECRETS + "broker-tokens/acct-1/token-XyZ789"
+# A secret that does not exist yet has no random suffix: IAM evaluates the request on its bare name.
+NEW_CREDENTIALS = SECRETS + "broker-tokens/acct-1/credentials"
+NEW_TOKEN = SECRETS + "broker-tokens/acct-1/token"
 OTHER_APP_SECRET = SECRETS + "payroll/db/token-Qq1234"
+DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
 SECRET_WRITES = (
     "secretsmanager:CreateSecret",
     "secretsmanager:PutSecretValue",
@@ -42,7 +47,6 @@ def test_refresher_reads_credentials_and_writes_tokens_inside_the_prefix(default
     for action in (
         "secretsmanager:CreateSecret",
         "secretsmanager:PutSecretValue",
-        "secretsmanager:UpdateSecretVersionStage",
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
         "secretsmanager:TagResource",
@@ -74,6 +78,109 @@ def test_token_api_writes_no_secret_and_logs_in_through_the_refresher(default: D
     assert [s["Resource"] for s in invokes] == ["<RefresherFunction.Arn>"]
 
 
+def test_a_first_token_can_be_created_and_a_missing_one_reads_as_absent(default: Deployed) -> None:
+    # Both ARN shapes: the existing secret (with its 6-character suffix) and the bare name IAM sees
+    # for one that does not exist yet (CreateSecret, the first PutSecretValue, a GetSecretValue).
+    refresher = default.statements("RefresherRole")
+    api = default.statements("TokenApiRole")
+    reader = default.properties("TokenReaderPolicy")["PolicyDocument"]["Statement"]
+
+    for token in (TOKEN, NEW_TOKEN):
+        for action in ("secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue"):
+            assert grants(refresher, action, token), (action, token)
+        assert grants(api, "secretsmanager:GetSecretValue", token), token
+        assert grants(reader, "secretsmanager:GetSecretValue", token), token
+    for credentials in (CREDENTIALS, NEW_CREDENTIALS):
+        assert grants(refresher, "secretsmanager:GetSecretValue", credentials), credentials
+        assert grants(api, "secretsmanager:DescribeSecret", credentials), credentials
+    # Still only the account's two secrets: nothing of another application, no credentials write.
+    assert not grants(refresher, "secretsmanager:PutSecretValue", NEW_CREDENTIALS)
+    assert not grants(reader, "secretsmanager:GetSecretValue", NEW_CREDENTIALS)
+    assert not grants(refresher, "secretsmanager:GetSecretValue", SECRETS + "payroll/db/token")
+
+
+def test_refresher_does_not_move_version_stages(default: Deployed) -> None:
+    # PutSecretValue makes the new version AWSCURRENT by itself; secrets.py never moves a stage.
+    assert not grants(default.statements("RefresherRole"), "secretsmanager:UpdateSecretVersionStage", TOKEN)
+
+
+def test_token_api_is_read_only_on_the_table(default: Deployed) -> None:
+    statements = default.statements("TokenApiRole")
+
+    for action in ("GetItem", "Query", "Scan"):
+        assert grants(statements, f"dynamodb:{action}", "<StateTable.Arn>"), action
+    for action in DYNAMODB_WRITES:
+        assert not grants(statements, f"dynamodb:{action}", "<StateTable.Arn>"), action
+
+
+def test_refresher_writes_account_items_but_never_callers(default: Deployed) -> None:
+    statements = default.statements("RefresherRole")
+
+    for action in ("PutItem", "UpdateItem", "DeleteItem"):
+        (write,) = grants(statements, f"dynamodb:{action}", "<StateTable.Arn>")
+        assert write["Condition"]["Null"] == {"dynamodb:LeadingKeys": "false"}
+        assert may_write(write, "angel-main"), action  # its state and lease items
+        for key in ("caller#bot", "apikey#0123456789ab", "principal#arn:aws:iam::123456789012:role/bots"):
+            assert not may_write(write, key), (action, key)
+    for action in ("BatchWriteItem", "TransactWriteItems"):
+        assert not grants(statements, f"dynamodb:{action}", "<StateTable.Arn>"), action
+
+
+def may_write(statement: dict[str, Any], leading_key: str) -> bool:
+    """The statement's ForAllValues:StringNotLike on dynamodb:LeadingKeys, for one partition key.
+
+    A negated operator with several values holds when the key matches none of them.
+    """
+    patterns = statement["Condition"]["ForAllValues:StringNotLike"]["dynamodb:LeadingKeys"]
+    return not any(fnmatchcase(leading_key, pattern) for pattern in patterns)
+
+
+def test_token_api_may_only_decrypt(default: Deployed) -> None:
+    statements = default.statements("TokenApiRole")
+
+    assert grants(statements, "kms:Decrypt", "<SecretsKey.Arn>")
+    for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom"):
+        assert not grants(statements, action, "<SecretsKey.Arn>"), action
+
+
+def test_a_reader_policy_for_some_accounts_only(deploy: Callable[..., Deployed]) -> None:
+    assert "TokenReaderSomeAccountsPolicy" not in deploy().resources
+    deployed = deploy(TokenReaderAccounts="angel-*,kite-desk")
+    statements = deployed.properties("TokenReaderSomeAccountsPolicy")["PolicyDocument"]["Statement"]
+    read = "secretsmanager:GetSecretValue"
+
+    (tokens,) = [s for s in statements if s["Sid"] == "ReadTokensOfSomeAccounts"]
+    assert set(tokens["Resource"]) == {
+        f"{SECRETS}broker-tokens/angel-*/token*",
+        f"{SECRETS}broker-tokens/kite-desk/token*",
+    }
+    for allowed in ("angel-main", "angel-2", "kite-desk"):
+        assert grants(statements, read, f"{SECRETS}broker-tokens/{allowed}/token-AbC123"), allowed
+        assert grants(statements, read, f"{SECRETS}broker-tokens/{allowed}/token"), allowed
+    for refused in ("kite-desk2", "tradejini-1", "kite"):
+        assert not grants(statements, read, f"{SECRETS}broker-tokens/{refused}/token-AbC123"), refused
+    assert not grants(statements, read, f"{SECRETS}broker-tokens/angel-main/credentials-AbC123")
+    assert deployed.template["Outputs"]["TokenReaderSomeAccountsPolicyArn"]["Value"] == {
+        "Ref": "TokenReaderSomeAccountsPolicy"
+    }
+    ten = [f"desk-{n}" for n in range(10)]
+    widest = deploy(TokenReaderAccounts=",".join(ten)).properties("TokenReaderSomeAccountsPolicy")
+    (slots,) = [s["Resource"] for s in widest["PolicyDocument"]["Statement"] if s["Sid"] == "ReadTokensOfSomeAccounts"]
+    assert sorted(slots) == [f"{SECRETS}broker-tokens/{account}/token*" for account in ten]
+    # The all-accounts policy stays as it was, beside it.
+    assert grants(deployed.properties("TokenReaderPolicy")["PolicyDocument"]["Statement"], read, TOKEN)
+
+
+def test_reader_accounts_parameter_takes_only_account_patterns(template: dict[str, Any]) -> None:
+    pattern = re.compile(template["Parameters"]["TokenReaderAccounts"]["AllowedPattern"])
+
+    for good in ("", "angel-main", "angel-*,kite-desk", "desk-?"):
+        assert pattern.fullmatch(good), good
+    assert pattern.fullmatch(",".join(f"a{n}" for n in range(10)))  # ten slots in the policy
+    for bad in ("angel main", "a/b", "angel-*,", "*/token", "Angel", ",".join(f"a{n}" for n in range(11))):
+        assert not pattern.fullmatch(bad), bad
+
+
 def test_secret_resources_follow_the_prefix_parameter(deploy: Callable[..., Deployed]) -> None:
     statements = deploy(SecretPrefix="desk").statements("RefresherRole")
 
@@ -96,16 +203,16 @@ def test_each_role_touches_only_its_stack_resources(default: Deployed) -> None:
 
     assert refresher - {"*"} == {
         "<RefresherLogGroup.Arn>",
-        f"{SECRETS}broker-tokens/*/credentials-*",
-        f"{SECRETS}broker-tokens/*/token-*",
+        f"{SECRETS}broker-tokens/*/credentials*",
+        f"{SECRETS}broker-tokens/*/token*",
         "<StateTable.Arn>",
         "<AlertTopic>",
         "<SecretsKey.Arn>",
     }
     assert api - {"*"} == {
         "<TokenApiLogGroup.Arn>",
-        f"{SECRETS}broker-tokens/*/credentials-*",
-        f"{SECRETS}broker-tokens/*/token-*",
+        f"{SECRETS}broker-tokens/*/credentials*",
+        f"{SECRETS}broker-tokens/*/token*",
         "<StateTable.Arn>",
         "<RefresherFunction.Arn>",
         "<SecretsKey.Arn>",
@@ -131,7 +238,7 @@ def test_key_encrypts_table_and_topic_and_rotates(default: Deployed) -> None:
     assert default.properties("AlertTopic")["KmsMasterKeyId"] == "<SecretsKey>"
     assert default.properties("SecretsKey")["EnableKeyRotation"] is True
     assert default.properties("SecretsKeyAlias")["AliasName"] == "alias/broker-tokens-broker-tokens"
-    assert default.resources["SecretsKey"]["DeletionPolicy"] == "Retain"
+    assert default.resources["SecretsKey"]["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
 def test_key_policy_lets_alarms_publish_to_the_encrypted_topic(default: Deployed) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -65,11 +67,16 @@ def test_state_table_shape(default: Deployed) -> None:
     assert table["DeletionProtectionEnabled"] is True
 
 
-def test_alarms_cover_failures_deadline_dead_letters_and_crashes(default: Deployed) -> None:
-    alarms = {
+def alarms_of(deployed: Deployed) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """(namespace, metric, first dimension's value) -> the alarm's resolved properties."""
+    return {
         (p["Namespace"], p["MetricName"], p["Dimensions"][0]["Value"]): p
-        for p in map(default.resolve, (r["Properties"] for r in default.of_type("AWS::CloudWatch::Alarm").values()))
+        for p in map(deployed.resolve, (r["Properties"] for r in deployed.of_type("AWS::CloudWatch::Alarm").values()))
     }
+
+
+def test_alarms_cover_failures_deadline_dead_letters_and_crashes(default: Deployed) -> None:
+    alarms = alarms_of(default)
 
     assert set(alarms) == {
         ("BrokerTokens", "RefreshFailed", "broker-tokens"),
@@ -82,12 +89,53 @@ def test_alarms_cover_failures_deadline_dead_letters_and_crashes(default: Deploy
         assert alarm["AlarmActions"] == ["<AlertTopic>"]
         assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     deadline = alarms[("BrokerTokens", "AccountsNotFresh", "broker-tokens")]
-    # The state is that of the latest run (ThirdRun, before the open) until the next datum arrives.
+    # The state is that of the latest scheduled run (ThirdRun, before the open) until the next one.
     assert (deadline["Statistic"], deadline["TreatMissingData"]) == ("Maximum", "ignore")
     assert deadline["OKActions"] == ["<AlertTopic>"]
+    assert "scheduled" in deadline["AlarmDescription"]
     assert alarms[("BrokerTokens", "RefreshFailed", "broker-tokens")]["Dimensions"] == [
         {"Name": "service", "Value": "broker-tokens"}
     ]
+
+
+def test_two_stacks_in_one_account_never_share_a_metric(deploy: Callable[..., Deployed]) -> None:
+    # The service dimension comes from one value (the stack's name): the functions emit it
+    # (POWERTOOLS_SERVICE_NAME), the alarms filter on it and the dashboard plots it.
+    seen = {}
+    for stack in ("desk-a", "desk-b"):
+        deployed = deploy(stack=stack)
+        services = {
+            deployed.properties(function)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+            for function in ("RefresherFunction", "TokenApiFunction")
+        }
+        ours = {key: alarm for key, alarm in alarms_of(deployed).items() if key[0] == "BrokerTokens"}
+        assert services == {stack}
+        assert {key[2] for key in ours} == {stack}
+        assert all(alarm["Dimensions"] == [{"Name": "service", "Value": stack}] for alarm in ours.values())
+        body = json.loads(deployed.properties("Dashboard")["DashboardBody"])
+        assert dashboard_services(body) == {stack}
+        seen[stack] = services
+    assert seen["desk-a"].isdisjoint(seen["desk-b"])
+
+
+def dashboard_services(body: dict[str, Any]) -> set[str]:
+    """Every service value the dashboard's own metrics (namespace BrokerTokens) filter on."""
+    found = set()
+    for widget in body["widgets"]:
+        for metric in widget["properties"].get("metrics", []):
+            if isinstance(metric[0], dict):
+                found.update(re.findall(r'service="([^"]+)"', metric[0]["expression"]))
+            elif metric[0] == "BrokerTokens":
+                found.add(metric[metric.index("service") + 1])
+    return found
+
+
+def test_a_failed_first_deploy_leaves_no_key_or_table_behind(default: Deployed) -> None:
+    # Retain keeps them when the stack is deleted, but also when its very first create rolls back:
+    # a key at 1 USD a month and a deletion-protected table nobody asked for.
+    for resource in ("SecretsKey", "StateTable"):
+        assert default.resources[resource]["DeletionPolicy"] == "RetainExceptOnCreate", resource
+        assert default.resources[resource]["UpdateReplacePolicy"] == "Retain", resource
 
 
 def test_dashboard_shows_every_emitted_metric(default: Deployed) -> None:

@@ -104,6 +104,23 @@ def test_iam_callers_have_no_key_and_match_their_role_sessions(store: CallerStor
     assert store.for_principal("arn:aws:iam::999999999999:role/bots") is None
 
 
+def test_a_role_registered_with_its_path_matches_its_sessions(store: CallerStore) -> None:
+    # STS session ARNs never carry the role's path; the role's name is unique in its account.
+    with_path = "arn:aws:iam::123456789012:role/trading/desk-a/bots"
+    store.add("bots", ["angel-*"], ["read"], principal_arn=with_path)
+
+    caller = store.for_principal("arn:aws:sts::123456789012:assumed-role/bots/i-0abc123")
+    assert caller is not None and caller.name == "bots" and caller.principal_arn == with_path
+    assert store.for_principal(with_path) == caller
+    assert store.for_principal("arn:aws:sts::999999999999:assumed-role/bots/i-0abc123") is None
+    assert store.for_principal("arn:aws:sts::123456789012:assumed-role/bots2/i-0abc123") is None
+    # The same role with another path is the same role: one caller only.
+    with pytest.raises(ValueError, match="already the caller"):
+        store.add("other", ["*"], ["admin"], principal_arn="arn:aws:iam::123456789012:role/bots")
+    assert store.revoke("bots")
+    assert store.for_principal("arn:aws:sts::123456789012:assumed-role/bots/i-0abc123") is None
+
+
 def test_a_principal_belongs_to_one_caller(store: CallerStore) -> None:
     store.add("desk", ["*"], ["read"], principal_arn=ROLE)
     with pytest.raises(ValueError, match="already the caller 'desk'"):

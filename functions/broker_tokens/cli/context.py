@@ -212,6 +212,11 @@ class Context:
             or None
         )
 
+    @property
+    def refresher_function(self) -> str | None:
+        """The stack's refresher function: REFRESHER_FUNCTION_NAME, else the stack's RefresherFunctionName output."""
+        return self.environ.get("REFRESHER_FUNCTION_NAME") or self.stack_outputs.get("RefresherFunctionName") or None
+
     @cached_property
     def settings(self) -> Settings:
         """The core's settings from the environment, with this command's prefix and table."""

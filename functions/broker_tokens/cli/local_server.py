@@ -62,6 +62,9 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
                 "simulators": {name: sim.url for name, sim in stack.simulators.items()},
                 # The token API's local front, where this version of the stack has one.
                 "token_api": getattr(getattr(stack, "front", None), "url", None),
+                # The refresher function behind the stack's Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA):
+                # REFRESHER_FUNCTION_NAME=<this> makes `refresh` run there, as with a deployed stack.
+                "refresher_function": stack.resources.names["RefresherFunction"] if stack.resources else None,
                 "demo_accounts": [{"account": d.account, "broker": d.broker} for d in demos],
             },
         )

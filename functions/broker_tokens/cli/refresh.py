@@ -1,4 +1,9 @@
-"""`broker-tokens refresh | login | verify | reset`: logins run here, through the same core as the Lambda.
+"""`broker-tokens refresh | login | verify | reset`: logins through the same core as the Lambda.
+
+`refresh` runs in the stack's refresher function when the CLI knows it (``--stack`` or
+``REFRESHER_FUNCTION_NAME``): the logins then leave from the stack's network, whose static egress IP
+is the one registered with Angel One and Tradejini. ``--here`` (or no known function) logs in from
+this machine instead. The CLI says which it did.
 
 Single flight holds across machines: the CLI takes the same DynamoDB lease as the scheduled run, so a
 refresh here while the schedule runs waits for the schedule's login instead of making a second one.
@@ -12,6 +17,7 @@ from collections.abc import Callable, Sequence
 from textwrap import shorten
 from typing import Any, TextIO
 
+from broker_tokens.backend import BackendError, LambdaBackend, outcome_of
 from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.kite import KiteConnect, request_token_from
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
@@ -24,6 +30,8 @@ from broker_tokens.table import outcome_table
 
 # The progress display stays quiet for one account: the table says it all.
 PROGRESS_FROM = 2
+# The refresher's own timeout (template.yaml: 600 s) and a margin: the CLI waits for the whole run.
+FUNCTION_WAIT_SECONDS = 660.0
 # A progress line is a glance; the table below carries the whole error.
 PROGRESS_NOTE_LENGTH = 80
 
@@ -36,15 +44,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "refresh",
         refresh_accounts,
         help="log accounts in now (fresh ones are skipped unless --force)",
-        description="Make accounts fresh now, here, through the same core as the scheduled Lambda run "
-        "(single flight across both, the same retries and the same no-lockout rule). A line per finished "
-        "account goes to stderr, then the report table to stdout. Exit 0 when every account ends fresh, 1 "
-        "otherwise.",
-        epilog="examples:\n  broker-tokens refresh\n  broker-tokens refresh angel-main --force",
+        description="Make accounts fresh now, through the same core as the scheduled Lambda run (single "
+        "flight across both, the same retries and the same no-lockout rule). With --stack or "
+        "REFRESHER_FUNCTION_NAME the stack's refresher function does the logins, so they leave from the "
+        "stack's egress IP (the one registered with brokers); --here logs in from this machine. A line says "
+        "which; here, a line per finished account goes to stderr. Then the report table goes to stdout. "
+        "Exit 0 when every account ends fresh, 1 otherwise.",
+        epilog="examples:\n  broker-tokens refresh --stack broker-tokens\n  broker-tokens refresh angel-main --force"
+        "\n  broker-tokens refresh angel-main --here",
     )
     refresh.add_argument("accounts", nargs="*", type=account_id, metavar="ACCOUNT", help="default: every account")
     refresh.add_argument("--force", action="store_true", help="log in even when the token is fresh")
     refresh.add_argument("--json", action="store_true", help="print the report as JSON")
+    refresh.add_argument(
+        "--here", action="store_true", help="log in from this machine, not in the stack's refresher function"
+    )
 
     login = command(
         commands,
@@ -173,6 +187,16 @@ def refresh_accounts(ctx: Context) -> int:
     if not names:
         ctx.out.print(ctx.no_accounts())
         return EXIT_OK
+    function = None if ctx.args.here else ctx.refresher_function
+    if function:
+        return refresh_in_function(ctx, function, names)
+    if ctx.args.here:
+        ctx.out.note("Logging in here: the logins leave from this machine's IP address (--here).")
+    else:
+        ctx.out.note(
+            "Logging in here: the logins leave from this machine's IP address (no refresher function known: "
+            "--stack NAME or REFRESHER_FUNCTION_NAME runs them in the stack)."
+        )
     progress = Progress(len(names), ctx.out.err, colour=ctx.out.err_colour)
     quiet = len(names) < PROGRESS_FROM
     refresher = ctx.build_refresher(ReportingRefresher, on_outcome=(lambda _: None) if quiet else progress.finished)
@@ -185,6 +209,35 @@ def refresh_accounts(ctx: Context) -> int:
         if not quiet:
             progress.close()
     return print_report(ctx, report.outcomes)
+
+
+def refresh_in_function(ctx: Context, function: str, names: list[str]) -> int:
+    """Run the refresh in the stack's refresher function and report what it did.
+
+    The function raises when an account ends not fresh (so its alarms fire), and Lambda then returns
+    the error, not the report: where the accounts stand is read back from the state table and tokens.
+
+    Example: ``broker-tokens refresh angel-main --stack broker-tokens``
+    """
+    event: dict[str, Any] = {"force": bool(ctx.args.force), "source": Source.CLI.value}
+    if ctx.args.accounts:
+        event["accounts"] = names
+    backend = LambdaBackend(function, session=ctx.session, timeout=FUNCTION_WAIT_SECONDS)
+    try:
+        payload, raised = backend.invoke(event)
+    except BackendError as exc:
+        hint = "it did not answer in time" if exc.timed_out else "check the name, the region and lambda:InvokeFunction"
+        raise CliError(
+            f"the refresher function {function} could not be invoked ({hint}); --here logs in here"
+        ) from None
+    ctx.out.note(f"Refreshed in the refresher function {function}: the logins left from the stack's network.")
+    if not raised:
+        return print_report(ctx, [outcome_of(name, payload) for name in names])
+    error = payload if isinstance(payload, dict) else {}
+    if error.get("errorType") != "NotFreshError":
+        failure = f"{error.get('errorType', 'error')}: {error.get('errorMessage', '')}"
+        ctx.out.warn(f"the refresher function failed: {failure}")  # note() scrubs it
+    return print_report(ctx, [ctx.refresher.describe(name) for name in names])
 
 
 def print_report(ctx: Context, outcomes: Sequence[Outcome]) -> int:
