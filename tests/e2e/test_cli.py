@@ -61,7 +61,11 @@ def clean_environment(state_file: Path) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = CLI_TIMEOUT_SECONDS
+    *args: str,
+    env: dict[str, str],
+    stdin: str | None = None,
+    timeout: float = CLI_TIMEOUT_SECONDS,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `broker-tokens ARGS` to completion (bounded), capturing both streams."""
     return subprocess.run(
@@ -72,6 +76,7 @@ def run_cli(
         env=env,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 

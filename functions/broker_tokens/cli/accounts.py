@@ -84,6 +84,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "  broker-tokens accounts update angel-main --from-file new-pin.json",
     )
     update.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
+    update.add_argument(
+        "--broker",
+        help="the broker, when the secret names none (say it is not JSON) and has no broker tag; "
+        "the values are then asked afresh",
+    )
     update.add_argument("--from-file", metavar="FILE", help="merge the JSON object in FILE ('-' = stdin)")
     update.add_argument(
         "--set",
@@ -341,7 +346,7 @@ def update_account(ctx: Context) -> int:
         current = {}
     if not isinstance(current, dict):
         current = {}
-    cls = resolve_broker(current.get("broker", ""))
+    cls = current_broker(ctx, account, current)
     if ctx.args.from_file or ctx.args.set or ctx.args.unset:
         data = {**current}
         if ctx.args.from_file:
@@ -367,6 +372,27 @@ def update_account(ctx: Context) -> int:
     ctx.out.print(f"Updated {name}: {', '.join(sorted(changed))}.")
     ctx.out.note("A new credentials version: a needs-attention block on the old one no longer applies.")
     return EXIT_OK
+
+
+def current_broker(ctx: Context, account: str, current: dict[str, Any]) -> type[Broker]:
+    """The broker of an account being updated: its secret's, else --broker, else the secret's broker tag.
+
+    A secret that is not JSON (or names no broker) can still be rewritten: --broker, or the tag that
+    `accounts add` wrote, says which broker's values to ask for.
+    """
+    named, given = current.get("broker"), ctx.args.broker
+    if named and given and resolve_broker(given) is not resolve_broker(named):
+        raise CliError(f"account '{account}' is a {named} account: its broker cannot change (remove it and add it)")
+    if named or given:
+        return resolve_broker(named or given)
+    tags = ctx.secrets.client.describe_secret(SecretId=ctx.credentials_name(account)).get("Tags", [])
+    tagged = next((t.get("Value") for t in tags if t.get("Key") == "broker"), None)
+    if tagged:
+        return resolve_broker(tagged)
+    raise CliError(
+        f"account '{account}': its credentials secret names no broker and has no broker tag: "
+        f"pass --broker ({', '.join(known_brokers())})"
+    )
 
 
 def remove_account(ctx: Context) -> int:

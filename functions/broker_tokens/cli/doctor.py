@@ -9,6 +9,7 @@ already makes logins fail near the window's edge).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 from botocore.exceptions import ClientError
 
+from broker_tokens.brokers import known_broker
 from broker_tokens.cli.accounts import account_rows
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import GREEN, RED, YELLOW, paint
@@ -107,11 +109,12 @@ def credentials_checks(ctx: Context, report: Callable[[Check], None]) -> list[Cr
 
     def read(row: dict[str, Any]) -> tuple[dict[str, Any], Credentials | Check]:
         account = row["account"]
+        text = None
         try:
             text, version = ctx.secrets.read_credentials(account)
             return row, parse_credentials(account, text, version=version)
         except CredentialsError as exc:
-            return row, Check("FAIL", str(exc), f"broker-tokens accounts update {account}")
+            return row, Check("FAIL", str(exc), update_fix(account, text, row["broker"]))
         except ClientError as exc:
             return row, Check("FAIL", f"account '{account}': cannot read its credentials ({error_code(exc)})")
 
@@ -134,6 +137,23 @@ def credentials_checks(ctx: Context, report: Callable[[Check], None]) -> list[Cr
     if good:
         report(Check("ok", f"{len(good)} credentials secret(s) well-formed"))
     return good
+
+
+def update_fix(account: str, text: str | None, tagged: str | None) -> str:
+    """The command that rewrites a broken credentials secret (it needs --broker when nothing names one).
+
+    Example:
+        >>> update_fix("a1", "not json", None)
+        'broker-tokens accounts update a1 --broker NAME'
+        >>> update_fix("a1", '{"broker": "angelone"}', None)
+        'broker-tokens accounts update a1'
+    """
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        data = None
+    named = isinstance(data, dict) and known_broker(str(data.get("broker"))) is not None
+    return f"broker-tokens accounts update {account}" + ("" if named or known_broker(tagged) else " --broker NAME")
 
 
 def state_table_check(ctx: Context) -> Check:

@@ -16,6 +16,8 @@ from broker_tokens.table import local_time
 # Reading many accounts' tokens one after another would take a while; a few at a time is plenty.
 DESCRIBE_WORKERS = 8
 HEADERS = ("account", "broker", "state", "issued", "expires", "last error / next step")
+# A needs-attention whose cause is a spent person step: a new login (reset, refresh) cures it.
+SPENT_STEP_WORDS = ("verification code", "interim ticket", "request token")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -91,7 +93,7 @@ def note(outcome: Outcome) -> str:
 
 
 def next_step(outcome: Outcome) -> str | None:
-    """The command that moves an account that is not fresh forward.
+    """The command that moves an account that is not fresh forward (runnable as printed, bar CAPITALS).
 
     Example:
         >>> next_step(Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN))
@@ -99,8 +101,13 @@ def next_step(outcome: Outcome) -> str | None:
     """
     account = outcome.account
     match outcome.state:
+        case AccountState.NEEDS_ATTENTION if spent_step(outcome):
+            return f"broker-tokens reset {account} && broker-tokens refresh {account}  # a new login, a new code"
         case AccountState.NEEDS_ATTENTION:
-            return f"broker-tokens reset {account}  (once the cause is fixed; wrong credentials: accounts update)"
+            return (
+                f"broker-tokens accounts update {account}  # wrong credentials; once fixed at the broker instead: "
+                f"broker-tokens reset {account} && broker-tokens refresh {account}"
+            )
         case AccountState.AWAITING_LOGIN:
             return f"broker-tokens login {account} REDIRECT_URL_OR_REQUEST_TOKEN"
         case AccountState.AWAITING_VERIFICATION:
@@ -110,6 +117,18 @@ def next_step(outcome: Outcome) -> str | None:
         case AccountState.EXPIRED | AccountState.EXPIRING | AccountState.FAILED:
             return f"broker-tokens refresh {account}"
     return None
+
+
+def spent_step(outcome: Outcome) -> bool:
+    """True when needs-attention came from a person's step (a refused code, a used ticket), not credentials.
+
+    Example:
+        >>> spent_step(Outcome("e", "autoshares", AccountState.NEEDS_ATTENTION,
+        ...                    error="ETNA refused the verification code (Invalid verification code)"))
+        True
+    """
+    text = (outcome.error or "").lower()
+    return any(word in text for word in SPENT_STEP_WORDS)
 
 
 def print_summary(ctx: Context, outcomes: Sequence[Outcome]) -> None:
