@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -412,7 +413,8 @@ def test_callers_add_list_revoke(local_env: dict[str, str], aws: boto3.Session, 
     assert "actions" in assert_one_line_error(
         run_cli("callers", "add", "t-bad", "--accounts", "a", "--actions", "fly", env=local_env)
     )
-    assert run_cli("callers", "revoke", "t-bot", env=local_env).returncode == 0
+    revoked = run_cli("callers", "revoke", "t-bot", env=local_env)
+    assert revoked.returncode == 0 and "within 10 s" in revoked.stdout and "at once" not in revoked.stdout
     assert store.authenticate_key(new_key) is None
     assert "no caller" in assert_one_line_error(run_cli("callers", "revoke", "t-bot", env=local_env))
 
@@ -446,6 +448,96 @@ def test_doctor_fails_on_a_clock_15_s_off_and_on_a_broken_secret(
     assert skew.startswith("FAIL  clock:") and "behind" in skew
     assert "FAIL  account 't-broken': credentials key 'api_key' is missing" in result.stdout
     assert "fix: broker-tokens accounts update t-broken" in result.stdout
+
+
+def printed_fixes(output: str) -> list[str]:
+    """The broker-tokens commands doctor printed as fixes."""
+    fixes = [line.split("fix:", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("fix:")]
+    return [fix for fix in fixes if fix.startswith("broker-tokens ")]
+
+
+def run_printed(
+    line: str, env: dict[str, str], fill: dict[str, str], stdin: str = ""
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run a command line the CLI printed (`a && b  # why`), CAPITALS filled in; none may be a usage error."""
+    results = []
+    for part in line.split("  #", 1)[0].split("&&"):
+        words = shlex.split(part)
+        assert words and words[0] == "broker-tokens", line
+        result = run_cli(*[fill.get(word, word) for word in words[1:]], env=env, stdin=stdin)
+        assert result.returncode in (0, 1), f"`{line}` failed: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        results.append(result)
+    return results
+
+
+def angel_answers(demo: dict[str, Any]) -> str:
+    """What a person types at `accounts add|update --broker angelone` (required values, optional ones skipped)."""
+    return (
+        "\n".join(
+            [demo["api_key"], demo["client_code"], demo["pin"], demo["totp_secret"], "", "", "", demo["base_url"]]
+        )
+        + "\n"
+    )
+
+
+def test_every_fix_doctor_prints_works(local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]) -> None:
+    secrets = client(aws, stack, "secretsmanager")
+    demo = credentials(aws, stack, "angel-demo")
+    secrets.create_secret(Name=f"{PREFIX}/t-notjson/credentials", SecretString="{not json",
+                          Tags=[{"Key": "broker", "Value": "angelone"}])  # fmt: skip
+    secrets.create_secret(Name=f"{PREFIX}/t-untagged/credentials", SecretString="api_key=oops")
+    secrets.create_secret(Name=f"{PREFIX}/t-mistagged/credentials", SecretString=json.dumps(demo),
+                          Tags=[{"Key": "broker", "Value": "tradejini"}])  # fmt: skip
+    try:
+        before = run_cli("doctor", env=local_env)
+        fixes = [fix for fix in printed_fixes(before.stdout) if " t-" in fix]
+        assert len(fixes) == 3, before.stdout
+        for fix in fixes:
+            run_printed(fix, local_env, {"NAME": "angelone"}, stdin=angel_answers(demo))
+        after = run_cli("doctor", env=local_env)
+        assert not [line for line in after.stdout.splitlines() if "'t-" in line and not line.startswith("ok")]
+        assert credentials(aws, stack, "t-notjson") == {"broker": "angelone", **{k: demo[k] for k in
+            ("api_key", "client_code", "pin", "totp_secret", "base_url")}}  # fmt: skip
+    finally:
+        for account in ("t-notjson", "t-untagged", "t-mistagged"):
+            run_cli("accounts", "remove", account, "--yes", env=local_env)
+
+
+def next_hints(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The commands under "Next:" on stderr."""
+    _, _, rest = result.stderr.partition("Next:\n")
+    return [line.strip() for line in rest.splitlines() if line.startswith("  broker-tokens ")]
+
+
+def test_every_next_hint_runs_as_printed(local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]) -> None:
+    wrong_pin = {**credentials(aws, stack, "angel-demo"), "pin": "0000"}
+    add_account(local_env, "t-hint-pin", wrong_pin)
+    refused = run_cli("refresh", "t-hint-pin", env=local_env)
+    hints = next_hints(refused)
+    assert hints == [
+        "broker-tokens accounts update t-hint-pin  # wrong credentials",
+        "broker-tokens reset t-hint-pin && broker-tokens refresh t-hint-pin  # fixed at the broker",
+    ], refused.stderr
+    run_printed(hints[0], local_env, {}, stdin="\n" * 8)  # Enter keeps every value
+    reset, again = run_printed(hints[1], local_env, {})
+    assert "Cleared" in reset.stdout and "needs-attention" in again.stdout  # the PIN is still wrong
+
+    with AutoSharesSimulator() as sim:
+        creds = etna_credentials(sim, "hint.2fa", "hint-pass-word", app_key="hint-app-key", two_factor=True)
+        add_account(local_env, "t-hint-etna", creds)
+        started = run_cli("refresh", "t-hint-etna", env=local_env)
+        assert next_hints(started) == ["broker-tokens verify t-hint-etna CODE"], started.stderr
+        wrong = "000000" if sim.outbox("hint.2fa")[-1] != "000000" else "111111"
+        (spent,) = run_printed(next_hints(started)[0], local_env, {"CODE": wrong})
+        for hint in next_hints(spent):  # a refused code: a new login and a new code, whatever the state
+            assert "accounts update" not in hint
+            run_printed(hint, local_env, {"CODE": wrong})
+        status = run_cli("status", "t-hint-etna", env=local_env)
+        (last,) = next_hints(status)
+        assert last == "broker-tokens verify t-hint-etna CODE", status.stdout + status.stderr
+        (done,) = run_printed(last, local_env, {"CODE": sim.outbox("hint.2fa")[-1]})
+        assert done.returncode == 0 and " fresh " in done.stdout, done.stdout + done.stderr
 
 
 # -- bad input, unreachable AWS ----------------------------------------------------------------------------

@@ -293,7 +293,8 @@ def test_next_steps_name_the_command_for_each_state() -> None:
         Outcome("a4", "angelone", AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error="timeout"),
     ]
     steps = next_steps(outcomes)
-    assert steps[0].startswith("broker-tokens accounts update a1  #") and "broker-tokens reset a1 && " in steps[0]
+    assert steps[0] == "broker-tokens accounts update a1  # wrong credentials"
+    assert steps[1].startswith("broker-tokens reset a1 && broker-tokens refresh a1  #")
     assert "broker-tokens accounts update a3" in steps and "broker-tokens verify e1 CODE" in steps
     assert steps[-1] == "broker-tokens refresh a2 a4"
     assert note(outcomes[0]) == "permanent: AB1007"

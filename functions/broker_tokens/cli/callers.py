@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from broker_tokens.callers import ACTIONS, Caller, CallerStore
+from broker_tokens.callers import ACTIONS, AUTH_CACHE_SECONDS, Caller, CallerStore
 from broker_tokens.cli.context import EXIT_OK, CliError, Context, command, command_group
 from broker_tokens.cli.output import render_table
+
+# How long a warm token API container may still accept a revoked or replaced key.
+WINDOW = f"{AUTH_CACHE_SECONDS:g}"
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="create a caller; prints its new API key once",
         description="Create a caller of the token API. Without --principal-arn it gets an API key, printed "
         "once on stdout (only its hash is stored). An existing caller is replaced only with --replace (its "
-        "old key stops working at once).",
+        f"old key stops working within {WINDOW} s).",
         epilog="examples:\n"
         '  broker-tokens callers add trading-bot --accounts angel-main,"kite-*" --actions read\n'
         "  broker-tokens callers add ops --accounts '*' --actions read,refresh "
@@ -60,8 +63,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         common,
         "revoke",
         revoke_caller,
-        help="delete a caller (its key stops working at once)",
-        description="Delete a caller; its API key or IAM mapping stops working at once.",
+        help=f"delete a caller (its key stops working within {WINDOW} s)",
+        description=f"Delete a caller. Its API key or IAM mapping stops working within {WINDOW} s: the token API "
+        "remembers a lookup that long in each warm container.",
     )
     revoke.add_argument("name", help="caller name")
 
@@ -140,5 +144,8 @@ def revoke_caller(ctx: Context) -> int:
     """
     if not store(ctx).revoke(ctx.args.name):
         raise CliError(f"no caller named '{ctx.args.name}' (see `broker-tokens callers list`)")
-    ctx.out.print(f"Revoked caller '{ctx.args.name}'.")
+    ctx.out.print(
+        f"Revoked caller '{ctx.args.name}': its key stops working within {WINDOW} s "
+        "(the token API remembers a key that long)."
+    )
     return EXIT_OK

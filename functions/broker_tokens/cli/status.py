@@ -93,7 +93,7 @@ def note(outcome: Outcome) -> str:
 
 
 def next_step(outcome: Outcome) -> str | None:
-    """The command that moves an account that is not fresh forward (runnable as printed, bar CAPITALS).
+    """The command that moves an account forward (runnable as printed, CAPITALS filled in; lines: choices).
 
     Example:
         >>> next_step(Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN))
@@ -102,11 +102,11 @@ def next_step(outcome: Outcome) -> str | None:
     account = outcome.account
     match outcome.state:
         case AccountState.NEEDS_ATTENTION if spent_step(outcome):
-            return f"broker-tokens reset {account} && broker-tokens refresh {account}  # a new login, a new code"
+            return f"broker-tokens reset {account} && broker-tokens refresh {account}  # a new login"
         case AccountState.NEEDS_ATTENTION:
             return (
-                f"broker-tokens accounts update {account}  # wrong credentials; once fixed at the broker instead: "
-                f"broker-tokens reset {account} && broker-tokens refresh {account}"
+                f"broker-tokens accounts update {account}  # wrong credentials\n"
+                f"broker-tokens reset {account} && broker-tokens refresh {account}  # fixed at the broker"
             )
         case AccountState.AWAITING_LOGIN:
             return f"broker-tokens login {account} REDIRECT_URL_OR_REQUEST_TOKEN"
@@ -156,7 +156,7 @@ def next_steps(outcomes: Sequence[Outcome]) -> list[str]:
         if step == f"broker-tokens refresh {outcome.account}":
             refresh.append(outcome.account)
         elif step:
-            steps.append(step)
+            steps.extend(step.splitlines())
     if refresh:
         steps.append("broker-tokens refresh " + " ".join(refresh))
     return steps
