@@ -444,8 +444,10 @@ def test_doctor_fails_on_a_clock_15_s_off_and_on_a_broken_secret(
             for account in ("t-skew", "t-broken"):
                 run_cli("accounts", "remove", account, "--yes", env=local_env)
     assert result.returncode == 1, result.stdout
-    skew = next(line for line in result.stdout.splitlines() if ahead.url.rsplit("/", 1)[0] in line)
-    assert skew.startswith("FAIL  clock:") and "behind" in skew
+    host = urlsplit(ahead.url).netloc
+    skew = next(line for line in result.stdout.splitlines() if f"({host})" in line)
+    assert skew.startswith("FAIL  clock:") and f"behind Tradejini CubePlus ({host})" in skew
+    assert "http://" not in "\n".join(line for line in result.stdout.splitlines() if "clock:" in line)
     assert "FAIL  account 't-broken': credentials key 'api_key' is missing" in result.stdout
     assert "fix: broker-tokens accounts update t-broken" in result.stdout
 

@@ -173,23 +173,23 @@ def state_table_check(ctx: Context) -> Check:
     return Check("ok", f"state table '{ctx.table}' answers")
 
 
-def broker_roots(accounts: list[Credentials]) -> list[str]:
-    """The distinct API roots (scheme, host, port) the accounts log in to.
+def broker_roots(accounts: list[Credentials]) -> dict[str, str]:
+    """The distinct API roots (scheme, host, port) the accounts log in to, each with its brokers' names.
 
     Example:
         >>> from broker_tokens.credentials import validate_credentials
         >>> a = validate_credentials("a1", {"broker": "angelone", "api_key": "k", "client_code": "A1",
         ...     "pin": "1234", "totp_secret": "JBSWY3DPEHPK3PXP"})
         >>> broker_roots([a, a])
-        ['https://apiconnect.angelone.in']
+        {'https://apiconnect.angelone.in': 'Angel One SmartAPI'}
     """
-    roots = set()
+    roots: dict[str, set[str]] = {}
     for creds in accounts:
         url = creds.get("base_url") or creds.broker_class.default_base_url
         if url:
             parts = urlsplit(str(url))
-            roots.add(f"{parts.scheme}://{parts.netloc}")
-    return sorted(roots)
+            roots.setdefault(f"{parts.scheme}://{parts.netloc}", set()).add(creds.broker_class.title)
+    return {root: " and ".join(sorted(titles)) for root, titles in sorted(roots.items())}
 
 
 def measure_skew(url: str, *, timeout: float = CLOCK_TIMEOUT_SECONDS, now: Callable[[], float] = time.time) -> float:
@@ -209,15 +209,15 @@ def measure_skew(url: str, *, timeout: float = CLOCK_TIMEOUT_SECONDS, now: Calla
     return (sent + received) / 2 - server
 
 
-def skew_check(root: str, skew: float) -> Check:
+def skew_check(broker: str, skew: float) -> Check:
     """Classify a measured skew: above 5 s a warning, above 15 s a failure.
 
     Example:
-        >>> skew_check("https://api.kite.trade", -20.0).level
-        'FAIL'
+        >>> skew_check("Zerodha Kite Connect (api.kite.trade)", -20.0).text
+        'clock: this machine is 20.0 s behind Zerodha Kite Connect (api.kite.trade)'
     """
     direction = "ahead of" if skew > 0 else "behind"
-    text = f"clock: this machine is {abs(skew):.1f} s {direction} {root}"
+    text = f"clock: this machine is {abs(skew):.1f} s {direction} {broker}"
     if abs(skew) <= WARN_SKEW_SECONDS:
         return Check("ok", text)
     fix = "sync this machine's clock (enable NTP, e.g. `timedatectl set-ntp true`): TOTP codes depend on it"
@@ -231,11 +231,12 @@ def clock_checks(accounts: list[Credentials]) -> list[Check]:
         return [Check("warn", "clock: no broker root to compare with (no readable accounts)")]
 
     def one(root: str) -> Check:
+        broker = f"{roots[root]} ({urlsplit(root).netloc})"
         try:
-            return skew_check(root, measure_skew(root))
+            return skew_check(broker, measure_skew(root))
         except (requests.RequestException, ValueError, TypeError) as exc:
-            reason = "no Date header" if isinstance(exc, ValueError | TypeError) else type(exc).__name__
-            return Check("warn", f"clock: cannot compare with {root} ({reason})")
+            reason = "no Date header" if isinstance(exc, ValueError | TypeError) else "no answer"
+            return Check("warn", f"clock: cannot compare with {broker} ({reason})")
 
     with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="clock") as pool:
         return list(pool.map(one, roots))

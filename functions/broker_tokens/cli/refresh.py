@@ -10,7 +10,6 @@ import argparse
 import re
 import threading
 from collections.abc import Callable, Sequence
-from textwrap import shorten
 from typing import Any, TextIO
 
 from broker_tokens.brokers.base import Broker
@@ -106,7 +105,7 @@ class Progress:
         >>> stream = io.StringIO(); progress = Progress(2, stream, colour=False)
         >>> progress.finished(Outcome("a1", "angelone", AccountState.FRESH, action="logged-in"))
         >>> stream.getvalue()
-        '[1/2] a1  fresh  (logged-in)\\n'
+        '[1/2] a1  fresh  logged in\\n'
     """
 
     def __init__(self, total: int, stream: TextIO, *, colour: bool, counter: bool | None = None):
@@ -129,10 +128,7 @@ class Progress:
     def _finished(self, outcome: Outcome) -> None:
         self.done += 1
         state = paint(outcome.state.value, state_colour(outcome.state), enabled=self.colour)
-        detail = f"({outcome.action})"
-        if not outcome.state.is_good and outcome.error:
-            detail += " " + shorten(outcome.error, PROGRESS_NOTE_LENGTH)
-        line = f"[{self.done}/{self.total}] {outcome.account}  {state}  {detail}"
+        line = f"[{self.done}/{self.total}] {outcome.account}  {state}  {progress_note(outcome)}".rstrip()
         self._clear()
         print(line, file=self.stream, flush=True)
         self._counter()
@@ -148,6 +144,34 @@ class Progress:
     def _clear(self) -> None:
         if self.counter:
             print("\r\033[K", end="", file=self.stream, flush=True)
+
+
+def progress_note(outcome: Outcome) -> str:
+    """What a progress line says after the state: what was done when it went well, else why not (short).
+
+    Example:
+        >>> progress_note(Outcome("a1", "angelone", AccountState.FRESH, action="logged-in"))
+        'logged in'
+        >>> progress_note(Outcome("a1", "angelone", AccountState.NEEDS_ATTENTION, action="logged-in",
+        ...                       error="login: Angel One refused the MPIN [AB1007]"))
+        'login: Angel One refused the MPIN [AB1007]'
+    """
+    if not outcome.state.is_good and outcome.error:
+        return glance(outcome.error, PROGRESS_NOTE_LENGTH)
+    return outcome.action.replace("-", " ") if outcome.action not in ("none", "") else ""
+
+
+def glance(text: str, width: int) -> str:
+    """``text`` cut at a word to at most ``width`` characters, ending in "…" when cut (the table has it all).
+
+    Example:
+        >>> glance("ETNA refused the username or password", 20)
+        'ETNA refused the…'
+    """
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    return text[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:(") + "…"
 
 
 class ReportingRefresher(Refresher):
