@@ -28,7 +28,7 @@ from broker_tokens.models import AccountState, Outcome
 from broker_tokens.refresh import NotFreshError, Report
 from broker_tokens.runtime import build_refresher
 from broker_tokens.table import outcome_table
-from infra.local.demo import DemoAccount
+from infra.local.demo import DemoAccount, demo_run_event
 from infra.local.front import DEFAULT_PORT as DEFAULT_FRONT_PORT
 from infra.local.front import demo_access
 from infra.local.lambda_context import LocalLambdaContext
@@ -55,7 +55,7 @@ def run(keep: bool, port: int = DEFAULT_FRONT_PORT) -> int:
 
         answer: dict[str, Any]
         try:
-            answer = lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+            answer = lambda_handler(demo_run_event(), LocalLambdaContext("broker-tokens-refresher"))
         except NotFreshError as exc:  # the Lambda raises so its alarm fires; the demo shows the report
             answer = exc.report.to_dict()
         zone = ZoneInfo(stack.environment.get("MARKET_TIMEZONE", "Asia/Kolkata"))

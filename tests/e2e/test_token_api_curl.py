@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from infra.local.demo import seed_demo_accounts
+from infra.local.demo import demo_run_event, seed_demo_accounts
 from infra.local.front import demo_access
 from infra.local.lambda_context import LocalLambdaContext
 from infra.local.moto_server import MotoServer
@@ -45,7 +45,7 @@ def stack() -> Iterator[LocalStack]:
                 remember_secret(*(str(v) for k, v in demo.credentials.items() if k in SECRET_KEYS))
             # The demo's person-completed logins wait for a person, as they should: the run says so.
             with contextlib.suppress(NotFreshError):
-                lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+                lambda_handler(demo_run_event(), LocalLambdaContext("broker-tokens-refresher"))
             yield running
     finally:
         moto.reset()
