@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from broker_tokens.cli.localstate import read_state, write_state
+from broker_tokens.cli.schedules import template_schedules
 from infra.local.demo import DemoAccount, point_callbacks_at, seed_demo_accounts
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import BlinkXSimulator
 from infra.local.stack import LocalStack
+from infra.local.template import load_template, parameter_values
 
 # What a person types on the simulated login page of a broker that needs one.
 PERSON_LOGIN_KEYS = ("user_id", "password", "totp_secret")
@@ -90,6 +92,8 @@ class StackRecord:
             "demo_accounts": [{"account": d.account, "broker": d.broker} for d in demos],
             "demo_logins": demo_logins(stack, demos),
             "outbox": [],
+            # The template's default runs: what `status` shows as the last and next scheduled runs.
+            "schedules": [s.to_dict() for s in template_schedules(parameter_values(load_template()))],
         }
         self._listen_to_mail(stack, demos)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -587,3 +589,74 @@ def test_python_dash_m_is_the_same_entry_point(tmp_path: Path) -> None:
     )
     assert result.returncode == 0 and result.stdout.startswith("broker-tokens ")
     assert shutil.which("broker-tokens", path=str(Path(sys.executable).parent)) is not None
+
+
+# -- a deployed stack: status and doctor --stack ----------------------------------------------------------
+
+STACK_TEMPLATE = {
+    "Resources": {"Alerts": {"Type": "AWS::SNS::Topic"}},
+    "Outputs": {
+        "RefresherFunctionName": {"Value": "t-refresher"},
+        "AlertTopicArn": {"Value": {"Ref": "Alerts"}},
+        "StateTableName": {"Value": "local-StateTable"},
+    },
+}
+
+
+def test_status_and_doctor_read_a_deployed_stack(
+    local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]
+) -> None:
+    cloudformation = client(aws, stack, "cloudformation")
+    cloudformation.create_stack(StackName="t-stack", TemplateBody=json.dumps(STACK_TEMPLATE))
+    outputs = cloudformation.describe_stacks(StackName="t-stack")["Stacks"][0]["Outputs"]
+    topic = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "AlertTopicArn")
+    region = stack["state"]["environment"]["AWS_DEFAULT_REGION"]
+    function_arn = f"arn:aws:lambda:{region}:123456789012:function:t-refresher"
+    scheduler = client(aws, stack, "scheduler")
+    for name, expression, state in (("t-first", "cron(30 7 ? * MON-FRI *)", "ENABLED"),
+                                    ("t-third", "cron(30 8 ? * MON-FRI *)", "DISABLED")):  # fmt: skip
+        scheduler.create_schedule(
+            Name=name, ScheduleExpression=expression, ScheduleExpressionTimezone="Asia/Kolkata", State=state,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": function_arn, "RoleArn": "arn:aws:iam::123456789012:role/t-scheduler", "Input": "{}"},
+        )  # fmt: skip
+    cloudwatch = client(aws, stack, "cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="t-refresh-failed", MetricName="RefreshFailed", Namespace="BrokerTokens", Statistic="Sum",
+        Period=300, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[topic],
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="t-refresh-failed", StateValue="ALARM", StateReason="1 account failed")
+    ran = datetime.now(UTC) - timedelta(minutes=30)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": "t-refresher"}],
+             "Timestamp": ran, "Value": 1}
+        ],
+    )  # fmt: skip
+    with_stack = {**local_env, "BROKER_TOKENS_STACK": "t-stack"}
+
+    status = json.loads(run_cli("status", "angel-demo", "--json", env=with_stack).stdout)
+    assert [s["name"] for s in status["schedule"]["schedules"]] == ["t-first", "t-third"]
+    assert status["schedule"]["next"].endswith("07:30:00+05:30")  # the disabled 08:30 run is not counted
+    assert status["accounts"][0]["source"] in ("cli", "schedule", None)
+
+    before = run_cli("doctor", env=with_stack)
+    assert "FAIL  schedule(s) disabled: t-third" in before.stdout, before.stdout
+    assert "FAIL  alerts: nobody is subscribed" in before.stdout
+    assert "FAIL  alarm t-refresh-failed is in ALARM: 1 account failed" in before.stdout
+    assert re.search(r"(ok|FAIL)\s+last run: \d{4}-\d\d-\d\d \d\d:\d\d IST, ok", before.stdout), before.stdout
+    assert before.returncode == 1
+
+    scheduler.update_schedule(
+        Name="t-third", ScheduleExpression="cron(30 8 ? * MON-FRI *)", State="ENABLED",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": function_arn, "RoleArn": "arn:aws:iam::123456789012:role/t-scheduler", "Input": "{}"},
+    )  # fmt: skip
+    client(aws, stack, "sns").subscribe(TopicArn=topic, Protocol="email", Endpoint="trader@example.com")
+    cloudwatch.set_alarm_state(AlarmName="t-refresh-failed", StateValue="OK", StateReason="quiet")
+    after = run_cli("doctor", env=with_stack)
+    assert "ok    2 schedule(s) run the refresher, all enabled" in after.stdout, after.stdout
+    assert "ok    alerts: 1 confirmed subscription(s)" in after.stdout
+    assert "ok    alarms: 1, none in ALARM" in after.stdout

@@ -3,7 +3,9 @@
 In order: AWS (who, which region), the accounts under the prefix and the shape of each credentials
 secret, the state table, and this machine's clock against the HTTP Date header of each broker root
 the accounts use (a TOTP code is only accepted within its 30 s window, so a clock a few seconds off
-already makes logins fail near the window's edge).
+already makes logins fail near the window's edge). With --stack NAME (or BROKER_TOKENS_STACK), also
+the deployment: the schedules enabled, a confirmed alert subscription, the last run's time and result,
+and the alarms' states.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +24,10 @@ from botocore.exceptions import ClientError
 
 from broker_tokens.brokers import known_broker
 from broker_tokens.cli.accounts import account_rows
+from broker_tokens.cli.checks import Check
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import GREEN, RED, YELLOW, paint
+from broker_tokens.cli.stackcheck import stack_checks
 from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import CredentialsError
 from broker_tokens.secrets import error_code
@@ -36,20 +39,6 @@ READ_WORKERS = 8
 LEVEL_COLOURS = {"ok": GREEN, "warn": YELLOW, "FAIL": RED}
 
 
-@dataclass(frozen=True)
-class Check:
-    """One finding: ok, warn or FAIL, what it is about, and how to fix it.
-
-    Example:
-        >>> Check("warn", "clock: 7.0 s behind", "sync the clock").level
-        'warn'
-    """
-
-    level: str
-    text: str
-    fix: str | None = None
-
-
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `doctor` command."""
     command(
@@ -57,7 +46,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         common,
         "doctor",
         doctor,
-        help="check AWS, the secrets, the state table and the clock; say what to fix",
+        help="check AWS, the secrets, the state table and the clock (with --stack: the deployment); say what to fix",
         description=__doc__,
         epilog="Exit 0 when nothing failed (warnings allowed), 1 when a check failed, 2 when AWS is unreachable.",
     )
@@ -82,6 +71,9 @@ def doctor(ctx: Context) -> int:
     report(state_table_check(ctx))
     for check in clock_checks(accounts):
         report(check)
+    if ctx.stack_outputs:
+        for check in stack_checks(ctx):
+            report(check)
     failed = sum(c.level == "FAIL" for c in checks)
     warned = sum(c.level == "warn" for c in checks)
     ctx.out.print(f"{failed} problem(s), {warned} warning(s).")
