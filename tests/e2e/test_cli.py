@@ -402,8 +402,13 @@ def test_callers_add_list_revoke(local_env: dict[str, str], aws: boto3.Session, 
     caller = store.authenticate_key(key)
     assert caller is not None and caller.accounts == ("angel-demo", "kite-*") and caller.actions == {"read"}
     listed = json.loads(run_cli("callers", "list", "--json", env=local_env).stdout)
-    assert {"name": "t-bot", "accounts": ["angel-demo", "kite-*"], "actions": ["read"]} in listed
-    assert key not in run_cli("callers", "list", env=local_env).stdout
+    mine = next(c for c in listed if c["name"] == "t-bot")
+    assert {k: mine[k] for k in ("accounts", "actions")} == {"accounts": ["angel-demo", "kite-*"], "actions": ["read"]}
+    assert mine["created_at"] and mine["last_used"] == "unknown"  # locally nobody keeps the grant log lines
+    table = run_cli("callers", "list", env=local_env)
+    assert key not in table.stdout and "created" in table.stdout and "last used" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if line.startswith("t-bot "))
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d IST\s+unknown$", row), row
     assert "exists" in assert_one_line_error(
         run_cli("callers", "add", "t-bot", "--accounts", "*", "--actions", "read", env=local_env)
     )
