@@ -20,6 +20,11 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "AWS::DynamoDB::Table": ("dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DescribeTable",
                              "dynamodb:UpdateTable", "dynamodb:UpdateTimeToLive"),
     "AWS::EC2::EIP": ("ec2:AllocateAddress", "ec2:ReleaseAddress", "ec2:DescribeAddresses"),
+    "AWS::EC2::EIPAssociation": ("ec2:AssociateAddress", "ec2:DisassociateAddress"),
+    "AWS::EC2::Instance": ("ec2:RunInstances", "ec2:TerminateInstances", "ec2:DescribeInstances",
+                           "ec2:ModifyInstanceAttribute"),
+    "AWS::EC2::LaunchTemplate": ("ec2:CreateLaunchTemplate", "ec2:DeleteLaunchTemplate",
+                                 "ec2:CreateLaunchTemplateVersion"),
     "AWS::EC2::InternetGateway": ("ec2:CreateInternetGateway", "ec2:DeleteInternetGateway"),
     "AWS::EC2::NatGateway": ("ec2:CreateNatGateway", "ec2:DeleteNatGateway", "ec2:DescribeNatGateways"),
     "AWS::EC2::Route": ("ec2:CreateRoute", "ec2:DeleteRoute"),
@@ -83,7 +88,7 @@ def test_the_policy_is_least_privilege(transformed: dict[str, Any]) -> None:
     patterns = allowed_actions()
     assert not [p for p in patterns if "*" in p], "no wildcard actions: list each one"
     services = {kind.split("::")[1].lower() for kind in {r["Type"] for r in transformed["Resources"].values()}}
-    services |= {"cloudformation", "s3"}  # sam deploy's own
+    services |= {"cloudformation", "s3", "ssm"}  # sam deploy's own, and the latest-AMI parameter type
     assert {p.split(":")[0] for p in patterns} <= services
     policy = json.loads(POLICY.read_text(encoding="utf-8"))
     scoped = {s["Sid"] for s in policy["Statement"] if s["Resource"] != "*"}
