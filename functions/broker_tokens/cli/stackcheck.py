@@ -12,9 +12,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from broker_tokens.cli.checks import Check
 from broker_tokens.cli.context import Context
-from broker_tokens.cli.schedules import last_and_next, stack_schedules
+from broker_tokens.cli.schedules import Schedule, last_and_next, stack_schedules
+from broker_tokens.secrets import error_code
 from broker_tokens.table import local_time
 from broker_tokens.trading_days import packaged_calendar
 
@@ -35,12 +38,36 @@ def stack_checks(ctx: Context) -> Iterator[Check]:
     """
     outputs = ctx.stack_outputs
     function = outputs.get("RefresherFunctionName")
-    schedules = stack_schedules(ctx) or []
-    yield schedules_check(function, schedules)
-    yield subscription_check(ctx, outputs.get("AlertTopicArn"))
+    schedules: list[Schedule] = []
+    try:
+        schedules = stack_schedules(ctx) or []
+        yield schedules_check(function, schedules)
+    except ClientError as exc:
+        yield unreadable("schedules", exc)
+    try:
+        yield subscription_check(ctx, outputs.get("AlertTopicArn"))
+    except ClientError as exc:
+        yield unreadable("alert subscriptions", exc)
     last_scheduled, _ = last_and_next(schedules, ctx.clock.now(), packaged_calendar())
-    yield last_run_check(ctx, function, last_scheduled)
-    yield from alarm_checks(ctx, outputs.get("AlertTopicArn"))
+    try:
+        yield last_run_check(ctx, function, last_scheduled)
+    except ClientError as exc:
+        yield unreadable("last run", exc)
+    try:
+        yield from alarm_checks(ctx, outputs.get("AlertTopicArn"))
+    except ClientError as exc:
+        yield unreadable("alarms", exc)
+
+
+def unreadable(what: str, exc: ClientError) -> Check:
+    """A check these credentials may not make (say AccessDenied): a warning, and the others go on.
+
+    Example:
+        >>> error = ClientError({"Error": {"Code": "AccessDeniedException"}}, "ListSchedules")
+        >>> unreadable("schedules", error).text
+        'schedules: cannot read them (AccessDeniedException on ListSchedules)'
+    """
+    return Check("warn", f"{what}: cannot read them ({error_code(exc)} on {exc.operation_name})")
 
 
 def schedules_check(function: str | None, schedules: list[Any]) -> Check:

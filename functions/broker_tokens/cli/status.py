@@ -9,11 +9,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from botocore.exceptions import ClientError
+
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import render_table, state_colour
 from broker_tokens.cli.schedules import last_and_next, stack_schedules
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, Outcome
+from broker_tokens.secrets import error_code
 from broker_tokens.table import local_time
 from broker_tokens.trading_days import packaged_calendar
 
@@ -76,7 +79,10 @@ def status(ctx: Context) -> int:
 
 def schedule_summary(ctx: Context) -> dict[str, Any]:
     """The stack's schedules with the last and next runs that do work (trading days), for JSON."""
-    schedules = stack_schedules(ctx)
+    try:
+        schedules = stack_schedules(ctx)
+    except ClientError as exc:  # the schedules are a footnote: a missing permission must not cost the table
+        return {"known": False, "reason": f"cannot read them ({error_code(exc)})"}
     if schedules is None:
         return {"known": False}
     last, upcoming = last_and_next(schedules, ctx.clock.now(), packaged_calendar())
@@ -97,7 +103,8 @@ def schedule_line(runs: dict[str, Any], zone: ZoneInfo) -> str:
         'Scheduled runs: last 2026-12-02 07:30 IST, next none (1 of 1 schedules enabled).'
     """
     if not runs["known"]:
-        return "Scheduled runs: unknown here (pass --stack NAME or set BROKER_TOKENS_STACK to read them)."
+        reason = runs.get("reason") or "unknown here (pass --stack NAME or set BROKER_TOKENS_STACK to read them)"
+        return f"Scheduled runs: {reason}."
 
     def when(text: str | None) -> str:
         return local_time(datetime.fromisoformat(text), zone) if text else "none"
