@@ -21,7 +21,7 @@ import re
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ class Caller:
     accounts: tuple[str, ...]
     actions: frozenset[str]
     principal_arn: str | None = None
+    created_at: str | None = field(default=None, compare=False)  # ISO 8601, UTC (for `callers list`)
 
     def covers(self, account: str) -> bool:
         """True when ``account`` is one of the caller's accounts (by name or pattern)."""
@@ -330,4 +331,5 @@ class CallerStore:
             accounts=tuple(str(pattern) for pattern in item.get("accounts", [])),
             actions=frozenset(str(action) for action in item.get("actions", [])),
             principal_arn=item.get("principal_arn"),
+            created_at=str(item["created_at"]) if item.get("created_at") else None,
         )

@@ -1,6 +1,6 @@
 """For apps: read an account's token straight from Secrets Manager, or through the token API.
 
-Two ways, one record (DESIGN.md's token secret): an app on AWS with the reader policy calls
+Two ways, one record (the token secret of docs/contract.md): an app on AWS with the reader policy calls
 :func:`get_token`; any other app calls the token API with :class:`TokenApiClient` (API key or SigV4).
 
 Reads are cached per process (:class:`TokenCache`, shared with the token API itself): a token is

@@ -1,6 +1,6 @@
 """The refresher's event: whatever EventBridge Scheduler sends, optionally naming accounts or forcing.
 
-Public contract (DESIGN.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
+Public contract (docs/contract.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
 API adds ``{"complete": {"account": ..., "value": ...}}`` when it hands a person-completed login to the
 refresher (which, unlike the API, may read credentials). The end-of-day schedule sends
 ``{"action": "logout"}`` (optionally with ``accounts``): the same function logs the day's tokens out

@@ -1,6 +1,6 @@
 """The data the core passes around: sessions, token records, account states and report lines.
 
-The token record is a public contract (DESIGN.md): apps parse it, so its keys never change without a
+The token record is a public contract (docs/contract.md): apps parse it, so its keys never change without a
 new ``schema`` number.
 """
 

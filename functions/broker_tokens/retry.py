@@ -58,7 +58,7 @@ class RetryPolicy:
                         totp_left -= 1
                         continue
                     raise permanent(
-                        f"{exc.message}, again in the next window: check totp_secret and the clock",
+                        f"{exc.message}, and again with the next 30 s code: check totp_secret and this machine's clock",
                         code=exc.code,
                         status=exc.status,
                     ) from None

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from broker_tokens.events import parse_refresh_event
+from broker_tokens.events import RefreshRequest, parse_refresh_event
 from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.logs import logger
-from broker_tokens.models import AccountState
+from broker_tokens.models import AccountState, Source
 from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import container_refresher
+from broker_tokens.trading_days import packaged_calendar
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "BrokerTokens"))
 
@@ -32,6 +34,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     end-of-day schedule sends ``{"action": "logout"}``.
     """
     request = parse_refresh_event(event)
+    closed = closed_today(request)
+    if closed:  # a scheduled run on a holiday: nothing to log in to, nobody to page
+        logger.info("no trading today: scheduled run skipped", extra={"closed": closed})
+        return {"ok": True, "skipped": closed, "accounts": []}
     refresher = container_refresher()
     if request.logout:
         return end_of_day(refresher, request.accounts)
@@ -54,6 +60,25 @@ def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None) -> dict[s
     if not report.ok:
         raise LogoutFailedError(report)
     return report.to_dict()
+
+
+def closed_today(request: RefreshRequest, today: date | None = None) -> str | None:
+    """Why a plain scheduled run has nothing to do today (a holiday, a weekend), or None.
+
+    Only the schedule's own event (``{}``) is skipped: a run that names accounts, forces, completes a
+    login or comes from the CLI or the API still runs on a holiday, and so does the end-of-day logout
+    (a session opened on a closed day, by hand or for a special session, must still be ended).
+
+    Example:
+        >>> closed_today(RefreshRequest(), date(2026, 1, 26))
+        'Republic Day'
+        >>> closed_today(RefreshRequest(force=True), date(2026, 1, 26)) is None
+        True
+    """
+    if request.logout or request.accounts or request.force or request.complete or request.source is not Source.SCHEDULE:
+        return None
+    zone = ZoneInfo(os.environ.get("MARKET_TIMEZONE") or "Asia/Kolkata")
+    return packaged_calendar().why_closed(today or datetime.now(zone).date())
 
 
 def record_metrics(report: Report, now: datetime | None = None, *, full_run: bool = True) -> None:

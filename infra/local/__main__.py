@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from broker_tokens.cli import main as cli
+from broker_tokens.cli.local import demo_login_lines
+from broker_tokens.cli.localstate import DEMO_MODULE, running_state, state_path
 from broker_tokens.credentials import parse_credentials
 from broker_tokens.errors import BrokerError
 from broker_tokens.logout import LogoutFailedError
@@ -30,34 +33,34 @@ from broker_tokens.models import AccountState, Outcome, Session, TokenRecord
 from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import build_refresher
 from broker_tokens.table import outcome_table
-from infra.local.demo import DemoAccount, point_callbacks_at, seed_demo_accounts
+from infra.local.demo import DemoAccount, demo_run_event
 from infra.local.front import DEFAULT_PORT as DEFAULT_FRONT_PORT
 from infra.local.front import demo_access
 from infra.local.lambda_context import LocalLambdaContext
 from infra.local.person import browser_login, emailed_code
+from infra.local.session import StackRecord, demo_logins, open_demo
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import KiteSimulator
 from infra.local.stack import LocalStack
 from refresher.app import lambda_handler
 
 
-def run(keep: bool, logout: bool = False) -> int:
+def run(keep: bool, port: int = DEFAULT_FRONT_PORT, *, logout: bool = False) -> int:
     """Start, seed, refresh, show; returns the process exit code."""
     colour = sys.stdout.isatty()
-    with LocalStack(front_port=DEFAULT_FRONT_PORT) as stack:
+    with LocalStack(front_port=port) as stack:
         print("broker-tokens embedded stack (all on 127.0.0.1, no AWS account used)")
         print(f"  {'moto (Secrets Manager, DynamoDB, SNS, KMS, SQS)':<50}{stack.moto.endpoint}")
         for name, sim in stack.simulators.items():
             print(f"  {name + ' simulator':<50}{sim.url}")
         print(f"  {'token API (a local Function URL)':<50}{stack.front.url}")
-        demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
-        point_callbacks_at(stack.front.url, stack.simulators, demos)
+        demos = open_demo(stack)
         print(f"Seeded {len(demos)} demo account(s): " + ", ".join(f"{d.account} ({d.broker})" for d in demos))
         print("Running the refresher as the 07:30 IST schedule would...\n")
 
         answer: dict[str, Any]
         try:
-            answer = lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+            answer = lambda_handler(demo_run_event(), LocalLambdaContext("broker-tokens-refresher"))
         except NotFreshError as exc:  # the Lambda raises so its alarm fires; the demo shows the report
             answer = exc.report.to_dict()
         zone = ZoneInfo(stack.environment.get("MARKET_TIMEZONE", "Asia/Kolkata"))
@@ -72,11 +75,10 @@ def run(keep: bool, logout: bool = False) -> int:
             end_of_day(zone, colour)
         example = next((d.account for d in demos), "ACCOUNT")
         print(f"""
-Read a token from an app (secret {stack.prefix}/{example}/token):
-    import boto3, json
-    secrets = boto3.client("secretsmanager")
-    token = json.loads(secrets.get_secret_value(SecretId="{stack.prefix}/{example}/token")["SecretString"])
-then send token["authorization"] as the Authorization header, plus token["headers"].""")
+Read a token from an app (it reads the secret {stack.prefix}/{example}/token, with a short cache):
+    from broker_tokens.client import get_token
+    token = get_token("{example}")
+    headers = {{"Authorization": token["authorization"], **token["headers"]}}""")
         table = stack.resources.table_name if stack.resources else stack.environment["STATE_TABLE_NAME"]
         access = demo_access(table, stack.front.url, example)
         when = "" if keep else ", while the stack runs (make run KEEP=1)"
@@ -84,18 +86,7 @@ then send token["authorization"] as the Authorization header, plus token["header
 Or through the token API, with the demo API key (every account; read and refresh){when}:
     {access.curl}""")
         if keep:
-            print("\nThe stack stays up; use these settings in another shell (Ctrl-C stops it):")
-            for key in (
-                "AWS_ENDPOINT_URL",
-                "AWS_DEFAULT_REGION",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
-                "SECRET_PREFIX",
-                "STATE_TABLE_NAME",
-            ):
-                print(f"    export {key}={stack.environment[key]}")
-            with contextlib.suppress(KeyboardInterrupt):
-                threading.Event().wait()
+            keep_serving(stack, demos)
         print("\nStack stopped.")
         broken = [o for o in final.outcomes if o.state in (AccountState.FAILED, AccountState.NEEDS_ATTENTION)]
         return 1 if broken else 0
@@ -119,7 +110,7 @@ def end_of_day(zone: ZoneInfo, colour: bool) -> None:
             print(f"  {line.account}: the old token at {line.broker}: {old_token_check(refresher, token)}")
     print("\nThe next morning's schedule finds no fresh token and logs in again:\n")
     try:
-        again = lambda_handler({}, context)
+        again = lambda_handler(demo_run_event(), context)
     except NotFreshError as exc:
         again = exc.report.to_dict()
     print(outcome_table([Outcome.from_dict(line) for line in again["accounts"]], zone, colour=colour))
@@ -137,6 +128,42 @@ def old_token_check(refresher: Refresher, token: TokenRecord) -> str:
     finally:
         broker.close()
     return "STILL ACCEPTED: the session was not ended"
+
+
+# How often a kept stack checks that its state file is still its own.
+POLL_SECONDS = 0.5
+
+
+def keep_serving(stack: LocalStack, demos: list[DemoAccount]) -> None:
+    """Stay up until Ctrl-C or `broker-tokens local down`, reachable from any shell through the state file.
+
+    The state file is the one `broker-tokens local up` writes (unless such a stack is up already), so
+    `--local`, `local env`, `local outbox` and `local totp` work with this stack too.
+    """
+    path = state_path()
+    if running_state(path) is not None:
+        print(f"\nAnother local stack owns {path}: --local keeps using that one.")
+        record = None
+    else:
+        record = StackRecord(path, stack, demos, server=DEMO_MODULE, lifetime_seconds=None, pid=os.getpid())
+        record.write()
+    print("\nThe stack stays up (Ctrl-C or `broker-tokens local down` stops it). In another shell:")
+    print("    export BROKER_TOKENS_LOCAL=1           # broker-tokens commands use this stack")
+    print('    eval "$(broker-tokens local env)"      # boto3 and get_token() too')
+    accounts = [{"account": d.account, "broker": d.broker} for d in demos]
+    for line in demo_login_lines({"demo_logins": demo_logins(stack, demos), "demo_accounts": accounts}):
+        print(line)
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(POLL_SECONDS):
+                if record is not None and not record.owned():
+                    break  # `broker-tokens local down` removed the state file
+    finally:
+        if record is not None:
+            record.close()
 
 
 def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
@@ -173,11 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--keep", action="store_true", help="keep the stack up until Ctrl-C")
     run_parser.add_argument("--verbose", action="store_true", help="show the refresher's JSON log lines")
     run_parser.add_argument("--logout", action="store_true", help="then the end-of-day logout and a new login")
+    run_parser.add_argument(
+        "--port", type=int, default=DEFAULT_FRONT_PORT, help=f"the token API's port (default {DEFAULT_FRONT_PORT})"
+    )
     args = parser.parse_args(argv)
     # The demo's table is the output; the refresher's JSON log lines are for Lambda (--verbose shows them).
     logger.setLevel("INFO" if args.verbose else "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    return run(args.keep, logout=args.logout)
+    return run(args.keep, args.port, logout=args.logout)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,15 @@ from typing import Any
 
 import pyotp
 
+from broker_tokens.events import RefreshRequest
+from broker_tokens.models import Source
 from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
 from infra.local.simulators.kite import BlinkXSimulator, KiteSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
+from refresher.app import closed_today
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,17 @@ def point_callbacks_at(front_url: str, simulators: dict[str, SimulatorServer], d
         sim = simulators.get(demo.broker)
         if isinstance(sim, KiteSimulator):
             sim.set_redirect_url(demo.credentials["api_key"], f"{front_url}/callback/{demo.account}")
+
+
+def demo_run_event() -> dict[str, Any]:
+    """The event of the demo's refresher run: the schedule's ``{}``, except on a day the exchange is
+    closed, when the schedule's run would do nothing: then the demo runs as the CLI would.
+
+    Example:
+        >>> demo_run_event() in ({}, {"source": "cli"})
+        True
+    """
+    return {} if closed_today(RefreshRequest()) is None else {"source": Source.CLI.value}
 
 
 def seed_demo_accounts(simulators: dict[str, SimulatorServer], client: Any, prefix: str) -> list[DemoAccount]:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -61,7 +64,11 @@ def clean_environment(state_file: Path) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = CLI_TIMEOUT_SECONDS
+    *args: str,
+    env: dict[str, str],
+    stdin: str | None = None,
+    timeout: float = CLI_TIMEOUT_SECONDS,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `broker-tokens ARGS` to completion (bounded), capturing both streams."""
     return subprocess.run(
@@ -72,6 +79,7 @@ def run_cli(
         env=env,
         timeout=timeout,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -394,8 +402,13 @@ def test_callers_add_list_revoke(local_env: dict[str, str], aws: boto3.Session, 
     caller = store.authenticate_key(key)
     assert caller is not None and caller.accounts == ("angel-demo", "kite-*") and caller.actions == {"read"}
     listed = json.loads(run_cli("callers", "list", "--json", env=local_env).stdout)
-    assert {"name": "t-bot", "accounts": ["angel-demo", "kite-*"], "actions": ["read"]} in listed
-    assert key not in run_cli("callers", "list", env=local_env).stdout
+    mine = next(c for c in listed if c["name"] == "t-bot")
+    assert {k: mine[k] for k in ("accounts", "actions")} == {"accounts": ["angel-demo", "kite-*"], "actions": ["read"]}
+    assert mine["created_at"] and mine["last_used"] == "unknown"  # locally nobody keeps the grant log lines
+    table = run_cli("callers", "list", env=local_env)
+    assert key not in table.stdout and "created" in table.stdout and "last used" in table.stdout
+    row = next(line for line in table.stdout.splitlines() if line.startswith("t-bot "))
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d IST\s+unknown$", row), row
     assert "exists" in assert_one_line_error(
         run_cli("callers", "add", "t-bot", "--accounts", "*", "--actions", "read", env=local_env)
     )
@@ -407,7 +420,8 @@ def test_callers_add_list_revoke(local_env: dict[str, str], aws: boto3.Session, 
     assert "actions" in assert_one_line_error(
         run_cli("callers", "add", "t-bad", "--accounts", "a", "--actions", "fly", env=local_env)
     )
-    assert run_cli("callers", "revoke", "t-bot", env=local_env).returncode == 0
+    revoked = run_cli("callers", "revoke", "t-bot", env=local_env)
+    assert revoked.returncode == 0 and "within 10 s" in revoked.stdout and "at once" not in revoked.stdout
     assert store.authenticate_key(new_key) is None
     assert "no caller" in assert_one_line_error(run_cli("callers", "revoke", "t-bot", env=local_env))
 
@@ -437,10 +451,102 @@ def test_doctor_fails_on_a_clock_15_s_off_and_on_a_broken_secret(
             for account in ("t-skew", "t-broken"):
                 run_cli("accounts", "remove", account, "--yes", env=local_env)
     assert result.returncode == 1, result.stdout
-    skew = next(line for line in result.stdout.splitlines() if ahead.url.rsplit("/", 1)[0] in line)
-    assert skew.startswith("FAIL  clock:") and "behind" in skew
+    host = urlsplit(ahead.url).netloc
+    skew = next(line for line in result.stdout.splitlines() if f"({host})" in line)
+    assert skew.startswith("FAIL  clock:") and f"behind Tradejini CubePlus ({host})" in skew
+    assert "http://" not in "\n".join(line for line in result.stdout.splitlines() if "clock:" in line)
     assert "FAIL  account 't-broken': credentials key 'api_key' is missing" in result.stdout
     assert "fix: broker-tokens accounts update t-broken" in result.stdout
+
+
+def printed_fixes(output: str) -> list[str]:
+    """The broker-tokens commands doctor printed as fixes."""
+    fixes = [line.split("fix:", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("fix:")]
+    return [fix for fix in fixes if fix.startswith("broker-tokens ")]
+
+
+def run_printed(
+    line: str, env: dict[str, str], fill: dict[str, str], stdin: str = ""
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run a command line the CLI printed (`a && b  # why`), CAPITALS filled in; none may be a usage error."""
+    results = []
+    for part in line.split("  #", 1)[0].split("&&"):
+        words = shlex.split(part)
+        assert words and words[0] == "broker-tokens", line
+        result = run_cli(*[fill.get(word, word) for word in words[1:]], env=env, stdin=stdin)
+        assert result.returncode in (0, 1), f"`{line}` failed: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        results.append(result)
+    return results
+
+
+def angel_answers(demo: dict[str, Any]) -> str:
+    """What a person types at `accounts add|update --broker angelone` (required values, optional ones skipped)."""
+    return (
+        "\n".join(
+            [demo["api_key"], demo["client_code"], demo["pin"], demo["totp_secret"], "", "", "", demo["base_url"]]
+        )
+        + "\n"
+    )
+
+
+def test_every_fix_doctor_prints_works(local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]) -> None:
+    secrets = client(aws, stack, "secretsmanager")
+    demo = credentials(aws, stack, "angel-demo")
+    secrets.create_secret(Name=f"{PREFIX}/t-notjson/credentials", SecretString="{not json",
+                          Tags=[{"Key": "broker", "Value": "angelone"}])  # fmt: skip
+    secrets.create_secret(Name=f"{PREFIX}/t-untagged/credentials", SecretString="api_key=oops")
+    secrets.create_secret(Name=f"{PREFIX}/t-mistagged/credentials", SecretString=json.dumps(demo),
+                          Tags=[{"Key": "broker", "Value": "tradejini"}])  # fmt: skip
+    try:
+        before = run_cli("doctor", env=local_env)
+        fixes = [fix for fix in printed_fixes(before.stdout) if " t-" in fix]
+        assert len(fixes) == 3, before.stdout
+        for fix in fixes:
+            run_printed(fix, local_env, {"NAME": "angelone"}, stdin=angel_answers(demo))
+        after = run_cli("doctor", env=local_env)
+        assert not [line for line in after.stdout.splitlines() if "'t-" in line and not line.startswith("ok")]
+        assert credentials(aws, stack, "t-notjson") == {"broker": "angelone", **{k: demo[k] for k in
+            ("api_key", "client_code", "pin", "totp_secret", "base_url")}}  # fmt: skip
+    finally:
+        for account in ("t-notjson", "t-untagged", "t-mistagged"):
+            run_cli("accounts", "remove", account, "--yes", env=local_env)
+
+
+def next_hints(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The commands under "Next:" on stderr."""
+    _, _, rest = result.stderr.partition("Next:\n")
+    return [line.strip() for line in rest.splitlines() if line.startswith("  broker-tokens ")]
+
+
+def test_every_next_hint_runs_as_printed(local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]) -> None:
+    wrong_pin = {**credentials(aws, stack, "angel-demo"), "pin": "0000"}
+    add_account(local_env, "t-hint-pin", wrong_pin)
+    refused = run_cli("refresh", "t-hint-pin", env=local_env)
+    hints = next_hints(refused)
+    assert hints == [
+        "broker-tokens accounts update t-hint-pin  # wrong credentials",
+        "broker-tokens reset t-hint-pin && broker-tokens refresh t-hint-pin  # fixed at the broker",
+    ], refused.stderr
+    run_printed(hints[0], local_env, {}, stdin="\n" * 8)  # Enter keeps every value
+    reset, again = run_printed(hints[1], local_env, {})
+    assert "Cleared" in reset.stdout and "needs-attention" in again.stdout  # the PIN is still wrong
+
+    with AutoSharesSimulator() as sim:
+        creds = etna_credentials(sim, "hint.2fa", "hint-pass-word", app_key="hint-app-key", two_factor=True)
+        add_account(local_env, "t-hint-etna", creds)
+        started = run_cli("refresh", "t-hint-etna", env=local_env)
+        assert next_hints(started) == ["broker-tokens verify t-hint-etna CODE"], started.stderr
+        wrong = "000000" if sim.outbox("hint.2fa")[-1] != "000000" else "111111"
+        (spent,) = run_printed(next_hints(started)[0], local_env, {"CODE": wrong})
+        for hint in next_hints(spent):  # a refused code: a new login and a new code, whatever the state
+            assert "accounts update" not in hint
+            run_printed(hint, local_env, {"CODE": wrong})
+        status = run_cli("status", "t-hint-etna", env=local_env)
+        (last,) = next_hints(status)
+        assert last == "broker-tokens verify t-hint-etna CODE", status.stdout + status.stderr
+        (done,) = run_printed(last, local_env, {"CODE": sim.outbox("hint.2fa")[-1]})
+        assert done.returncode == 0 and " fresh " in done.stdout, done.stdout + done.stderr
 
 
 # -- bad input, unreachable AWS ----------------------------------------------------------------------------
@@ -489,6 +595,77 @@ def test_python_dash_m_is_the_same_entry_point(tmp_path: Path) -> None:
     )
     assert result.returncode == 0 and result.stdout.startswith("broker-tokens ")
     assert shutil.which("broker-tokens", path=str(Path(sys.executable).parent)) is not None
+
+
+# -- a deployed stack: status and doctor --stack ----------------------------------------------------------
+
+STACK_TEMPLATE = {
+    "Resources": {"Alerts": {"Type": "AWS::SNS::Topic"}},
+    "Outputs": {
+        "RefresherFunctionName": {"Value": "t-refresher"},
+        "AlertTopicArn": {"Value": {"Ref": "Alerts"}},
+        "StateTableName": {"Value": "local-StateTable"},
+    },
+}
+
+
+def test_status_and_doctor_read_a_deployed_stack(
+    local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]
+) -> None:
+    cloudformation = client(aws, stack, "cloudformation")
+    cloudformation.create_stack(StackName="t-stack", TemplateBody=json.dumps(STACK_TEMPLATE))
+    outputs = cloudformation.describe_stacks(StackName="t-stack")["Stacks"][0]["Outputs"]
+    topic = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "AlertTopicArn")
+    region = stack["state"]["environment"]["AWS_DEFAULT_REGION"]
+    function_arn = f"arn:aws:lambda:{region}:123456789012:function:t-refresher"
+    scheduler = client(aws, stack, "scheduler")
+    for name, expression, state in (("t-first", "cron(30 7 ? * MON-FRI *)", "ENABLED"),
+                                    ("t-third", "cron(30 8 ? * MON-FRI *)", "DISABLED")):  # fmt: skip
+        scheduler.create_schedule(
+            Name=name, ScheduleExpression=expression, ScheduleExpressionTimezone="Asia/Kolkata", State=state,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": function_arn, "RoleArn": "arn:aws:iam::123456789012:role/t-scheduler", "Input": "{}"},
+        )  # fmt: skip
+    cloudwatch = client(aws, stack, "cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="t-refresh-failed", MetricName="RefreshFailed", Namespace="BrokerTokens", Statistic="Sum",
+        Period=300, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[topic],
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName="t-refresh-failed", StateValue="ALARM", StateReason="1 account failed")
+    ran = datetime.now(UTC) - timedelta(minutes=30)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": "t-refresher"}],
+             "Timestamp": ran, "Value": 1}
+        ],
+    )  # fmt: skip
+    with_stack = {**local_env, "BROKER_TOKENS_STACK": "t-stack"}
+
+    status = json.loads(run_cli("status", "angel-demo", "--json", env=with_stack).stdout)
+    assert [s["name"] for s in status["schedule"]["schedules"]] == ["t-first", "t-third"]
+    assert status["schedule"]["next"].endswith("07:30:00+05:30")  # the disabled 08:30 run is not counted
+    assert status["accounts"][0]["source"] in ("cli", "schedule", None)
+
+    before = run_cli("doctor", env=with_stack)
+    assert "FAIL  schedule(s) disabled: t-third" in before.stdout, before.stdout
+    assert "FAIL  alerts: nobody is subscribed" in before.stdout
+    assert "FAIL  alarm t-refresh-failed is in ALARM: 1 account failed" in before.stdout
+    assert re.search(r"(ok|FAIL)\s+last run: \d{4}-\d\d-\d\d \d\d:\d\d IST, ok", before.stdout), before.stdout
+    assert before.returncode == 1
+
+    scheduler.update_schedule(
+        Name="t-third", ScheduleExpression="cron(30 8 ? * MON-FRI *)", State="ENABLED",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": function_arn, "RoleArn": "arn:aws:iam::123456789012:role/t-scheduler", "Input": "{}"},
+    )  # fmt: skip
+    client(aws, stack, "sns").subscribe(TopicArn=topic, Protocol="email", Endpoint="trader@example.com")
+    cloudwatch.set_alarm_state(AlarmName="t-refresh-failed", StateValue="OK", StateReason="quiet")
+    after = run_cli("doctor", env=with_stack)
+    assert "ok    2 schedule(s) run the refresher, all enabled" in after.stdout, after.stdout
+    assert "ok    alerts: 1 confirmed subscription(s)" in after.stdout
+    assert "ok    alarms: 1, none in ALARM" in after.stdout
 
 
 # -- the end-of-day logout (last: it ends tradejini-demo's sessions at the simulator) ----------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from broker_tokens.cli import build_parser
 from tests.e2e.test_cli import clean_environment, run_cli
+from tests.e2e.test_local_stack import demo_logins, person_logs_in
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = (ROOT / "README.md", ROOT / "docs" / "cli.md")
@@ -62,9 +64,11 @@ def test_every_documented_command_parses(path: Path) -> None:
 
 
 def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
+    """Line by line, with a scripted person for the two person steps, who reads only what was printed."""
     block = next(b for b in shell_blocks(ROOT / "README.md") if any("broker-tokens local up" in line for line in b))
     env = clean_environment(tmp_path / "quick-start.json")
-    ran: dict[str, int] = {}
+    ran: list[tuple[str, subprocess.CompletedProcess[str]]] = []
+    printed: dict[str, str] = {}
     try:
         for line in block:
             words = shlex.split(line, comments=True)
@@ -74,14 +78,40 @@ def test_readme_quick_start_runs_as_written(tmp_path: Path) -> None:
                 env.update(dict(word.split("=", 1) for word in words[1:]))
                 continue
             assert words[0] == "broker-tokens", f"unexpected line in the quick start: {line}"
-            result = run_cli(*words[1:], env=env)
+            args = [printed.get(word, word) for word in words[1:]]
+            result = run_cli(*args, env=env)
             assert result.returncode in (0, 1), f"`{line}`: exit {result.returncode}: {result.stderr}"
             assert "Traceback" not in result.stderr
-            ran[" ".join(words[1:])] = result.returncode
-            if words[1:3] == ["token", "angel-demo"]:
-                assert result.returncode == 0 and result.stdout.startswith("Bearer "), result.stderr
+            ran.append((" ".join(words[1:]), result))
+            play_the_person(args, result, env, printed)
     finally:
         run_cli("local", "down", env=env)
-    assert ran["local up"] == 0 and ran["local down"] == 0
-    assert ran["status"] == 1  # nothing has logged in yet
+    codes = [(command, result.returncode) for command, result in ran]
+    assert codes[0] == ("local up", 0) and codes[-1] == ("local down", 0)
+    assert ("status", 1) in codes  # nothing has logged in yet
+    assert "CODE" in printed and "blinkx-demo" in printed, "the person steps were not played"
+    final = [result for command, result in ran if command == "status"][-1]
+    states = {line.split()[0]: line.split()[2] for line in final.stdout.splitlines()[1:] if line.strip()}
+    kite = ("fresh", "expiring")  # before 06:00 IST a Kite-family token dies at that morning's reset
+    assert states["etna-2fa-demo"] == "fresh" and states["blinkx-demo"] in kite, final.stdout
+    assert all(state in ("fresh", "healthy", *kite) for state in states.values()), final.stdout
     assert not (tmp_path / "quick-start.json").exists()
+
+
+def play_the_person(
+    args: list[str], result: subprocess.CompletedProcess[str], env: dict[str, str], printed: dict[str, str]
+) -> None:
+    """What a person does with a command's output: note the demo logins, log in, read the e-mailed code."""
+    if args[:2] == ["local", "up"]:
+        printed["logins"] = result.stdout
+    elif args[:1] == ["token"] and args[1] == "angel-demo":
+        assert result.returncode == 0 and result.stdout.startswith("Bearer "), result.stderr
+    elif args[:2] == ["login", "blinkx-demo"]:
+        login = demo_logins(printed["logins"])["blinkx-demo"]
+        visited = person_logs_in(env, result.stdout.strip(), {"account": "blinkx-demo", **login})
+        assert "/callback/blinkx-demo?" in visited[0]
+        printed["blinkx-demo"] = "logged in"
+    elif args[:2] == ["local", "outbox"]:
+        rows = [line.split() for line in result.stdout.splitlines() if line.startswith("etna-2fa-demo ")]
+        assert rows, result.stdout + result.stderr
+        printed["CODE"] = rows[-1][-1]

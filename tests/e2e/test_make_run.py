@@ -97,7 +97,9 @@ def test_person_logins_finish_and_every_account_ends_usable(demo: subprocess.Com
 
 
 def test_demo_prints_how_an_app_reads_the_token(demo: subprocess.CompletedProcess[str]) -> None:
-    assert 'get_secret_value(SecretId="broker-tokens/angel-demo/token")' in demo.stdout
+    # The README's way: the small client, not raw boto3.
+    assert 'from broker_tokens.client import get_token\n    token = get_token("angel-demo")' in demo.stdout
+    assert "get_secret_value" not in demo.stdout
     assert re.search(
         r"curl -s -H \"Authorization: Bearer btk_\w+_[\w-]+\" http://127\.0\.0\.1:\d+/accounts/", demo.stdout
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.local.demo import DemoAccount, point_callbacks_at, seed_demo_accounts
+from infra.local.demo import DemoAccount, demo_run_event, point_callbacks_at, seed_demo_accounts
 from infra.local.lambda_context import LocalLambdaContext
 from infra.local.moto_server import MotoServer
 from infra.local.stack import LocalStack
@@ -102,7 +102,7 @@ def demo_stack(auth_mode: str = "api_key") -> Iterator[DemoStack]:
                 remember_secret(*(str(v) for k, v in demo.credentials.items() if k in SECRET_KEYS))
             # The demo's person-completed logins wait for a person, as they should: the run says so.
             with contextlib.suppress(NotFreshError):
-                lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+                lambda_handler(demo_run_event(), LocalLambdaContext("broker-tokens-refresher"))
             yield DemoStack(running, {demo.account: demo for demo in demos})
     finally:
         moto.reset()

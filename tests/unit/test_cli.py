@@ -293,7 +293,8 @@ def test_next_steps_name_the_command_for_each_state() -> None:
         Outcome("a4", "angelone", AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error="timeout"),
     ]
     steps = next_steps(outcomes)
-    assert steps[0].startswith("broker-tokens reset a1")
+    assert steps[0] == "broker-tokens accounts update a1  # wrong credentials"
+    assert steps[1].startswith("broker-tokens reset a1 && broker-tokens refresh a1  #")
     assert "broker-tokens accounts update a3" in steps and "broker-tokens verify e1 CODE" in steps
     assert steps[-1] == "broker-tokens refresh a2 a4"
     assert note(outcomes[0]) == "permanent: AB1007"
@@ -311,11 +312,11 @@ def test_progress_prints_a_line_per_account_and_a_counter_on_a_terminal() -> Non
     progress.close()
     text = stream.getvalue()
     assert "refreshing: 0/2 done" in text and "refreshing: 1/2 done" in text
-    assert "[1/2] a1  failed  (logged-in) " in text and "x" * 81 not in text
-    assert text.endswith("[2/2] a2  fresh  (skipped)\n\r\033[K")
+    assert "[1/2] a1  failed  " in text and "x" * 81 not in text and "logged-in" not in text and "[...]" not in text
+    assert text.endswith("[2/2] a2  fresh  skipped\n\r\033[K")
     piped = io.StringIO()
     Progress(1, piped, colour=False).finished(Outcome("a1", "angelone", AccountState.FRESH, action="skipped"))
-    assert piped.getvalue() == "[1/1] a1  fresh  (skipped)\n"
+    assert piped.getvalue() == "[1/1] a1  fresh  skipped\n"
 
 
 def test_clock_skew_levels() -> None:
@@ -367,3 +368,30 @@ def test_the_state_file_leads_to_the_stack_only_while_it_runs(tmp_path: Path) ->
     assert read_state(path) is not None and not is_stack_process(os.getpid())
     with pytest.raises(LocalStackError):
         local_environment(env)
+
+
+def every_command_help(parser: argparse.ArgumentParser, name: str = "broker-tokens") -> dict[str, str]:
+    """The --help text of every command and command group under ``parser``."""
+    found: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child_name, child in action.choices.items():
+                found[f"{name} {child_name}"] = child.format_help()
+                found.update(every_command_help(child, f"{name} {child_name}"))
+    return found
+
+
+def test_each_command_help_is_its_own_options_in_plain_words() -> None:
+    helps = every_command_help(build_parser())
+    assert len(helps) > 20
+    for command, text in helps.items():
+        assert "--prefix PREFIX" not in text and "--region REGION" not in text, command
+        assert "global options, before or after the command" in text, command
+        assert "``" not in text and "{prefix}" not in text, command
+    assert "--prefix PREFIX" in build_parser().format_help()  # the top level still explains them
+    assert "within 10 s" in helps["broker-tokens callers revoke"]
+
+
+def test_messages_use_an_before_a_vowel() -> None:
+    with pytest.raises(CliError, match="not a key of an angelone secret"):
+        parse_assignments(broker_class("angelone"), ["pinn=1"])

@@ -98,7 +98,9 @@ def _schemas() -> dict[str, Any]:
         },
         "TokenRecord": {
             "type": "object",
-            "description": "The token secret's record (DESIGN.md): send authorization and headers, nothing else.",
+            "description": (
+                "The token secret's record (docs/contract.md): send authorization and headers, nothing else."
+            ),
             "required": [
                 "schema",
                 "account",

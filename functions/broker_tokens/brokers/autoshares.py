@@ -25,7 +25,8 @@ from broker_tokens.redaction import register
 TOKEN_PATH = "/token"
 USER_INFO_PATH = "/v1.0/users/@me/info"
 LIFETIME_SECONDS = 24 * 3600
-# ETNA does not document how long an interim ticket (and its e-mailed code) lives: an assumption.
+# ETNA does not document how long an interim ticket (and its e-mailed code) lives: an assumption
+# (docs/brokers/autoshares.md says so; the person's message stays short).
 VERIFICATION_WINDOW = timedelta(minutes=10)
 MAX_CODE_LENGTH = 64
 
@@ -160,9 +161,8 @@ class AutoShares(Broker):
         return PendingStep(
             state=AccountState.AWAITING_VERIFICATION,
             message=(
-                f"ETNA sent a verification code by e-mail or SMS: submit it with `broker-tokens verify {account} "
-                f"CODE` or POST /accounts/{account}/verification within {minutes} minutes (our assumption: ETNA "
-                "does not document how long a code lives)"
+                f"ETNA e-mailed a code: `broker-tokens verify {account} CODE` "
+                f"(or POST /accounts/{account}/verification) within {minutes} minutes"
             ),
             ticket=ticket,
             expires_at=self.clock.now() + VERIFICATION_WINDOW,

@@ -1,7 +1,7 @@
 """`broker-tokens accounts add | update | remove | list`: the credentials secrets, without hand-written JSON.
 
 Values are asked one by one (hidden for passwords, PINs and TOTP secrets), checked exactly as the
-refresher checks them, and written to ``{prefix}/{account}/credentials`` with the tag ``broker=<name>``
+refresher checks them, and written to ``PREFIX/ACCOUNT/credentials`` with the tag ``broker=<name>``
 that IAM conditions read. When stdin is not a terminal each answer is the next line of stdin.
 """
 
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from broker_tokens.brokers import broker_class, known_brokers
 from broker_tokens.brokers.base import COMMON_FIELDS, Broker, Field
 from broker_tokens.cli.context import EXIT_OK, CliError, Context, account_id, command, command_group
-from broker_tokens.cli.output import render_table
+from broker_tokens.cli.output import article, render_table
 from broker_tokens.cli.prompts import InputEndedError
 from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import CredentialsError
@@ -54,7 +54,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "add",
         add_account,
         help="create an account's credentials secret",
-        description="Create {prefix}/ACCOUNT/credentials. Each credential of the broker is asked in turn "
+        description="Create PREFIX/ACCOUNT/credentials (PREFIX: broker-tokens unless --prefix). Each credential "
+        "of the broker is asked in turn "
         "(hidden for secrets; required ones first, then optional ones: Enter skips). The current TOTP code "
         "is shown so you can compare it with your authenticator app. When stdin is not a terminal, each "
         "answer is read as the next line of stdin, in the same order.",
@@ -75,7 +76,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "update",
         update_account,
         help="change an account's credentials (Enter keeps a value)",
-        description="Write a new version of {prefix}/ACCOUNT/credentials. Asks for each value again (Enter "
+        description="Write a new version of PREFIX/ACCOUNT/credentials. Asks for each value again (Enter "
         "keeps the current one), or takes --from-file (keys in the file replace the current ones) or "
         "--set/--unset. A new credentials version lifts a needs-attention block on the old one.",
         epilog="examples:\n"
@@ -84,6 +85,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "  broker-tokens accounts update angel-main --from-file new-pin.json",
     )
     update.add_argument("account", metavar="ACCOUNT", type=account_id, help="account id")
+    update.add_argument(
+        "--broker",
+        help="the broker, when the secret names none (say it is not JSON) and has no broker tag; "
+        "the values are then asked afresh",
+    )
     update.add_argument("--from-file", metavar="FILE", help="merge the JSON object in FILE ('-' = stdin)")
     update.add_argument(
         "--set",
@@ -101,7 +107,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "remove",
         remove_account,
         help="delete an account's secrets (recoverable for a while)",
-        description="Schedule {prefix}/ACCOUNT/credentials and {prefix}/ACCOUNT/token for deletion (Secrets "
+        description="Schedule PREFIX/ACCOUNT/credentials and PREFIX/ACCOUNT/token for deletion (Secrets "
         "Manager keeps them restorable for the recovery window) and forget the account's state.",
         epilog="example:\n  broker-tokens accounts remove angel-old --yes",
     )
@@ -262,7 +268,7 @@ def read_json_file(source: str, stdin: Any) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CliError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(data, dict):
-        raise CliError(f"{where} must hold a JSON object of credentials, not a {type(data).__name__}")
+        raise CliError(f"{where} must hold a JSON object of credentials, not {article(type(data).__name__)}")
     return data
 
 
@@ -341,7 +347,7 @@ def update_account(ctx: Context) -> int:
         current = {}
     if not isinstance(current, dict):
         current = {}
-    cls = resolve_broker(current.get("broker", ""))
+    cls = current_broker(ctx, account, current)
     if ctx.args.from_file or ctx.args.set or ctx.args.unset:
         data = {**current}
         if ctx.args.from_file:
@@ -367,6 +373,29 @@ def update_account(ctx: Context) -> int:
     ctx.out.print(f"Updated {name}: {', '.join(sorted(changed))}.")
     ctx.out.note("A new credentials version: a needs-attention block on the old one no longer applies.")
     return EXIT_OK
+
+
+def current_broker(ctx: Context, account: str, current: dict[str, Any]) -> type[Broker]:
+    """The broker of an account being updated: its secret's, else --broker, else the secret's broker tag.
+
+    A secret that is not JSON (or names no broker) can still be rewritten: --broker, or the tag that
+    `accounts add` wrote, says which broker's values to ask for.
+    """
+    named, given = current.get("broker"), ctx.args.broker
+    if named and given and resolve_broker(given) is not resolve_broker(named):
+        raise CliError(
+            f"account '{account}' is {article(str(named))} account: its broker cannot change (remove it, add it)"
+        )
+    if named or given:
+        return resolve_broker(named or given)
+    tags = ctx.secrets.client.describe_secret(SecretId=ctx.credentials_name(account)).get("Tags", [])
+    tagged = next((t.get("Value") for t in tags if t.get("Key") == "broker"), None)
+    if tagged:
+        return resolve_broker(tagged)
+    raise CliError(
+        f"account '{account}': its credentials secret names no broker and has no broker tag: "
+        f"pass --broker ({', '.join(known_brokers())})"
+    )
 
 
 def remove_account(ctx: Context) -> int:
@@ -491,7 +520,7 @@ def parse_assignments(cls: type[Broker], assignments: list[str]) -> dict[str, An
             raise CliError(f"--set wants KEY=VALUE, got {key or item!r}")
         spec = specs.get(key)
         if spec is None:
-            raise CliError(f"'{key}' is not a key of a {cls.name} secret (keys: {', '.join(specs)})")
+            raise CliError(f"'{key}' is not a key of {article(cls.name)} secret (keys: {', '.join(specs)})")
         if spec.is_secret:
             raise CliError(f"'{key}' is secret: set it through the prompts or --from-file, not the command line")
         values[key] = coerce(spec, value)

@@ -8,11 +8,17 @@ IAM principal (``--principal-arn``). Scopes: accounts by name or pattern (``ange
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any
 
-from broker_tokens.callers import ACTIONS, Caller, CallerStore
+from broker_tokens.callers import ACTIONS, AUTH_CACHE_SECONDS, Caller, CallerStore
 from broker_tokens.cli.context import EXIT_OK, CliError, Context, command, command_group
+from broker_tokens.cli.lastuse import last_uses
 from broker_tokens.cli.output import render_table
+from broker_tokens.table import local_time
+
+# How long a warm token API container may still accept a revoked or replaced key.
+WINDOW = f"{AUTH_CACHE_SECONDS:g}"
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -33,7 +39,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="create a caller; prints its new API key once",
         description="Create a caller of the token API. Without --principal-arn it gets an API key, printed "
         "once on stdout (only its hash is stored). An existing caller is replaced only with --replace (its "
-        "old key stops working at once).",
+        f"old key stops working within {WINDOW} s).",
         epilog="examples:\n"
         '  broker-tokens callers add trading-bot --accounts angel-main,"kite-*" --actions read\n'
         "  broker-tokens callers add ops --accounts '*' --actions read,refresh "
@@ -50,8 +56,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         common,
         "list",
         list_callers,
-        help="every caller and its scopes (never a key)",
-        description="List the callers.",
+        help="every caller, its scopes, when it was created and last used (never a key)",
+        description="List the callers: scopes, when each was created, and when it last got an answer from "
+        "the token API (read from the token API's log lines in CloudWatch Logs with --stack; unknown "
+        "locally).",
     )
     listing.add_argument("--json", action="store_true", help="print JSON")
 
@@ -60,8 +68,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         common,
         "revoke",
         revoke_caller,
-        help="delete a caller (its key stops working at once)",
-        description="Delete a caller; its API key or IAM mapping stops working at once.",
+        help=f"delete a caller (its key stops working within {WINDOW} s)",
+        description=f"Delete a caller. Its API key or IAM mapping stops working within {WINDOW} s: the token API "
+        "remembers a lookup that long in each warm container.",
     )
     revoke.add_argument("name", help="caller name")
 
@@ -122,15 +131,55 @@ def list_callers(ctx: Context) -> int:
     Example: ``broker-tokens callers list``
     """
     callers = store(ctx).list()
+    used = last_uses(ctx) if callers else None
+    zone = ctx.settings.market_timezone
+
+    def last_use(caller: Caller) -> datetime | None:
+        return None if used is None else used.get(caller.name)
+
     if ctx.args.json:
-        ctx.out.json([caller.to_dict() for caller in callers])
+        ctx.out.json(
+            [
+                {
+                    **caller.to_dict(),
+                    "created_at": caller.created_at,
+                    "last_used": iso_or_unknown(last_use(caller), known=used is not None),
+                }
+                for caller in callers
+            ]
+        )
         return EXIT_OK
     if not callers:
         ctx.out.print("No callers (add one: broker-tokens callers add NAME --accounts ... --actions read).")
         return EXIT_OK
-    rows = [[c.name, ",".join(c.accounts), ",".join(sorted(c.actions)), c.principal_arn or "API key"] for c in callers]
-    ctx.out.print(render_table(["caller", "accounts", "actions", "authenticates with"], rows))
+    rows = [
+        [
+            c.name,
+            ",".join(c.accounts),
+            ",".join(sorted(c.actions)),
+            c.principal_arn or "API key",
+            local_time(datetime.fromisoformat(c.created_at), zone) if c.created_at else "-",
+            "unknown" if used is None else (local_time(last_use(c), zone) if last_use(c) else "not in 30 days"),
+        ]
+        for c in callers
+    ]
+    headers = ["caller", "accounts", "actions", "authenticates with", "created", "last used"]
+    ctx.out.print(render_table(headers, rows))
+    if used is None:
+        ctx.out.note("last used: unknown here; with --stack it is read from the token API's logs (30 days).")
     return EXIT_OK
+
+
+def iso_or_unknown(moment: datetime | None, *, known: bool) -> str | None:
+    """A last-use time for JSON: ISO, None (not used in the window), or "unknown".
+
+    Example:
+        >>> iso_or_unknown(None, known=False), iso_or_unknown(None, known=True)
+        ('unknown', None)
+    """
+    if not known:
+        return "unknown"
+    return moment.isoformat() if moment else None
 
 
 def revoke_caller(ctx: Context) -> int:
@@ -140,5 +189,8 @@ def revoke_caller(ctx: Context) -> int:
     """
     if not store(ctx).revoke(ctx.args.name):
         raise CliError(f"no caller named '{ctx.args.name}' (see `broker-tokens callers list`)")
-    ctx.out.print(f"Revoked caller '{ctx.args.name}'.")
+    ctx.out.print(
+        f"Revoked caller '{ctx.args.name}': its key stops working within {WINDOW} s "
+        "(the token API remembers a key that long)."
+    )
     return EXIT_OK

@@ -48,6 +48,11 @@ AWS_READ_TIMEOUT_SECONDS = 30
 
 
 R = TypeVar("R", bound=Refresher)
+# Every command takes the global options; its --help names them in one line instead of repeating them.
+GLOBAL_OPTIONS_LINE = (
+    "global options, before or after the command: --local, --stack, --region, --prefix, --table, "
+    "--no-color, -v (see `broker-tokens --help`)"
+)
 
 
 class CliError(Exception):
@@ -98,6 +103,7 @@ def command(
         >>> parser = command(commands, common, "status", status, help="every account's state")  # doctest: +SKIP
         >>> parser.add_argument("--json", action="store_true")                                 # doctest: +SKIP
     """
+    options["epilog"] = (options.get("epilog", "") + "\n\n" + GLOBAL_OPTIONS_LINE).strip()
     parser: argparse.ArgumentParser = commands.add_parser(
         name, parents=[common], formatter_class=HelpFormatter, **options
     )

@@ -3,16 +3,18 @@
 In order: AWS (who, which region), the accounts under the prefix and the shape of each credentials
 secret, the state table, and this machine's clock against the HTTP Date header of each broker root
 the accounts use (a TOTP code is only accepted within its 30 s window, so a clock a few seconds off
-already makes logins fail near the window's edge).
+already makes logins fail near the window's edge). With --stack NAME (or BROKER_TOKENS_STACK), also
+the deployment: the schedules enabled, a confirmed alert subscription, the last run's time and result,
+and the alarms' states.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +22,12 @@ from urllib.parse import urlsplit
 import requests
 from botocore.exceptions import ClientError
 
+from broker_tokens.brokers import known_broker
 from broker_tokens.cli.accounts import account_rows
+from broker_tokens.cli.checks import Check
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import GREEN, RED, YELLOW, paint
+from broker_tokens.cli.stackcheck import stack_checks
 from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import CredentialsError
 from broker_tokens.secrets import error_code
@@ -34,20 +39,6 @@ READ_WORKERS = 8
 LEVEL_COLOURS = {"ok": GREEN, "warn": YELLOW, "FAIL": RED}
 
 
-@dataclass(frozen=True)
-class Check:
-    """One finding: ok, warn or FAIL, what it is about, and how to fix it.
-
-    Example:
-        >>> Check("warn", "clock: 7.0 s behind", "sync the clock").level
-        'warn'
-    """
-
-    level: str
-    text: str
-    fix: str | None = None
-
-
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add the `doctor` command."""
     command(
@@ -55,7 +46,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         common,
         "doctor",
         doctor,
-        help="check AWS, the secrets, the state table and the clock; say what to fix",
+        help="check AWS, the secrets, the state table and the clock (with --stack: the deployment); say what to fix",
         description=__doc__,
         epilog="Exit 0 when nothing failed (warnings allowed), 1 when a check failed, 2 when AWS is unreachable.",
     )
@@ -80,6 +71,9 @@ def doctor(ctx: Context) -> int:
     report(state_table_check(ctx))
     for check in clock_checks(accounts):
         report(check)
+    if ctx.stack_outputs:
+        for check in stack_checks(ctx):
+            report(check)
     failed = sum(c.level == "FAIL" for c in checks)
     warned = sum(c.level == "warn" for c in checks)
     ctx.out.print(f"{failed} problem(s), {warned} warning(s).")
@@ -107,11 +101,12 @@ def credentials_checks(ctx: Context, report: Callable[[Check], None]) -> list[Cr
 
     def read(row: dict[str, Any]) -> tuple[dict[str, Any], Credentials | Check]:
         account = row["account"]
+        text = None
         try:
             text, version = ctx.secrets.read_credentials(account)
             return row, parse_credentials(account, text, version=version)
         except CredentialsError as exc:
-            return row, Check("FAIL", str(exc), f"broker-tokens accounts update {account}")
+            return row, Check("FAIL", str(exc), update_fix(account, text, row["broker"]))
         except ClientError as exc:
             return row, Check("FAIL", f"account '{account}': cannot read its credentials ({error_code(exc)})")
 
@@ -136,6 +131,23 @@ def credentials_checks(ctx: Context, report: Callable[[Check], None]) -> list[Cr
     return good
 
 
+def update_fix(account: str, text: str | None, tagged: str | None) -> str:
+    """The command that rewrites a broken credentials secret (it needs --broker when nothing names one).
+
+    Example:
+        >>> update_fix("a1", "not json", None)
+        'broker-tokens accounts update a1 --broker NAME'
+        >>> update_fix("a1", '{"broker": "angelone"}', None)
+        'broker-tokens accounts update a1'
+    """
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        data = None
+    named = isinstance(data, dict) and known_broker(str(data.get("broker"))) is not None
+    return f"broker-tokens accounts update {account}" + ("" if named or known_broker(tagged) else " --broker NAME")
+
+
 def state_table_check(ctx: Context) -> Check:
     """The state table answers (leases, needs-attention and person-completed logins live there)."""
     if not ctx.table:
@@ -153,23 +165,23 @@ def state_table_check(ctx: Context) -> Check:
     return Check("ok", f"state table '{ctx.table}' answers")
 
 
-def broker_roots(accounts: list[Credentials]) -> list[str]:
-    """The distinct API roots (scheme, host, port) the accounts log in to.
+def broker_roots(accounts: list[Credentials]) -> dict[str, str]:
+    """The distinct API roots (scheme, host, port) the accounts log in to, each with its brokers' names.
 
     Example:
         >>> from broker_tokens.credentials import validate_credentials
         >>> a = validate_credentials("a1", {"broker": "angelone", "api_key": "k", "client_code": "A1",
         ...     "pin": "1234", "totp_secret": "JBSWY3DPEHPK3PXP"})
         >>> broker_roots([a, a])
-        ['https://apiconnect.angelone.in']
+        {'https://apiconnect.angelone.in': 'Angel One SmartAPI'}
     """
-    roots = set()
+    roots: dict[str, set[str]] = {}
     for creds in accounts:
         url = creds.get("base_url") or creds.broker_class.default_base_url
         if url:
             parts = urlsplit(str(url))
-            roots.add(f"{parts.scheme}://{parts.netloc}")
-    return sorted(roots)
+            roots.setdefault(f"{parts.scheme}://{parts.netloc}", set()).add(creds.broker_class.title)
+    return {root: " and ".join(sorted(titles)) for root, titles in sorted(roots.items())}
 
 
 def measure_skew(url: str, *, timeout: float = CLOCK_TIMEOUT_SECONDS, now: Callable[[], float] = time.time) -> float:
@@ -189,15 +201,15 @@ def measure_skew(url: str, *, timeout: float = CLOCK_TIMEOUT_SECONDS, now: Calla
     return (sent + received) / 2 - server
 
 
-def skew_check(root: str, skew: float) -> Check:
+def skew_check(broker: str, skew: float) -> Check:
     """Classify a measured skew: above 5 s a warning, above 15 s a failure.
 
     Example:
-        >>> skew_check("https://api.kite.trade", -20.0).level
-        'FAIL'
+        >>> skew_check("Zerodha Kite Connect (api.kite.trade)", -20.0).text
+        'clock: this machine is 20.0 s behind Zerodha Kite Connect (api.kite.trade)'
     """
     direction = "ahead of" if skew > 0 else "behind"
-    text = f"clock: this machine is {abs(skew):.1f} s {direction} {root}"
+    text = f"clock: this machine is {abs(skew):.1f} s {direction} {broker}"
     if abs(skew) <= WARN_SKEW_SECONDS:
         return Check("ok", text)
     fix = "sync this machine's clock (enable NTP, e.g. `timedatectl set-ntp true`): TOTP codes depend on it"
@@ -211,11 +223,12 @@ def clock_checks(accounts: list[Credentials]) -> list[Check]:
         return [Check("warn", "clock: no broker root to compare with (no readable accounts)")]
 
     def one(root: str) -> Check:
+        broker = f"{roots[root]} ({urlsplit(root).netloc})"
         try:
-            return skew_check(root, measure_skew(root))
+            return skew_check(broker, measure_skew(root))
         except (requests.RequestException, ValueError, TypeError) as exc:
-            reason = "no Date header" if isinstance(exc, ValueError | TypeError) else type(exc).__name__
-            return Check("warn", f"clock: cannot compare with {root} ({reason})")
+            reason = "no Date header" if isinstance(exc, ValueError | TypeError) else "no answer"
+            return Check("warn", f"clock: cannot compare with {broker} ({reason})")
 
     with ThreadPoolExecutor(max_workers=READ_WORKERS, thread_name_prefix="clock") as pool:
         return list(pool.map(one, roots))

@@ -1,7 +1,9 @@
-"""`broker-tokens local up | down | status`: the embedded stack (moto + broker simulators) in the background.
+"""`broker-tokens local up | down | status | env | outbox | totp`: the embedded stack, in the background.
 
-`up` starts it detached, seeds a demo account per broker and writes the state file; every other
-command then reaches it with ``--local`` (or ``BROKER_TOKENS_LOCAL=1``). `down` stops it.
+`up` starts moto and the broker simulators detached, seeds a demo account per broker and writes the
+state file; every other command then reaches it with --local (or BROKER_TOKENS_LOCAL=1), from any
+directory. `down` stops it. `env` prints the settings a bot needs, `outbox` the codes the AutoShares
+simulator e-mailed, `totp` the demo BlinkX user's current code.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, command, command_group
 from broker_tokens.cli.localstate import (
@@ -26,10 +31,16 @@ from broker_tokens.cli.localstate import (
     running_state,
     state_path,
 )
+from broker_tokens.cli.output import render_table
+from broker_tokens.table import local_time
+from broker_tokens.totp import BrokerTOTP, seconds_left_in_window
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.1
+DEFAULT_ZONE = "Asia/Kolkata"
+# Where a bot finds the stack's token API (TokenApiClient's URL), in `local env`.
+TOKEN_API_SETTING = "BROKER_TOKENS_API_URL"
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -63,6 +74,37 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     command(
         actions, common, "down", local_down, help="stop the background stack", description="Stop the background stack."
     )
+    command(
+        actions,
+        common,
+        "env",
+        local_env,
+        help="the export lines a bot or a shell needs to use the stack",
+        description="Print `export NAME=value` lines that lead boto3 and broker-tokens to the running stack.",
+        epilog='example:\n  eval "$(broker-tokens local env)"',
+    )
+    outbox = command(
+        actions,
+        common,
+        "outbox",
+        local_outbox,
+        help="the codes the AutoShares simulator e-mailed (its demo inbox)",
+        description="The verification codes the AutoShares simulator sent, oldest first: what a person "
+        "would read in their e-mail.",
+        epilog="example:\n  broker-tokens local outbox etna-2fa-demo --latest",
+    )
+    outbox.add_argument("account", nargs="?", metavar="ACCOUNT", help="only this account's codes")
+    outbox.add_argument("--latest", action="store_true", help="print only the latest code")
+    totp = command(
+        actions,
+        common,
+        "totp",
+        local_totp,
+        help="the current TOTP code of a demo login (BlinkX's browser login)",
+        description="The code an authenticator app would show now for a demo user of a simulator.",
+        epilog="example:\n  broker-tokens local totp blinkx-demo",
+    )
+    totp.add_argument("account", metavar="ACCOUNT", help="a demo account that logs in through a browser")
     command(
         actions,
         common,
@@ -104,6 +146,7 @@ def local_up(ctx: Context) -> int:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a stale file of a stack that died
     log_path = path.with_suffix(".log")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own module, run by this very interpreter
             [
@@ -174,7 +217,9 @@ def local_status(ctx: Context) -> int:
 def show(ctx: Context, path: Path, state: dict[str, Any]) -> None:
     """What is up, and how to use it."""
     out = ctx.out
-    out.print(f"broker-tokens local stack: up (pid {state['pid']}, stops by itself at {state.get('stops_at', '?')})")
+    zone = market_zone(state)
+    stops = f", stops by itself at {when(state.get('stops_at'), zone)}" if state.get("stops_at") else ""
+    out.print(f"broker-tokens local stack: up (pid {state['pid']}{stops})")
     endpoints = [("moto (Secrets Manager, DynamoDB, SNS, KMS, SQS)", str(state.get("moto", "")))]
     if state.get("token_api"):
         endpoints.append(("token API (the Function URL's local front)", str(state["token_api"])))
@@ -186,7 +231,106 @@ def show(ctx: Context, path: Path, state: dict[str, Any]) -> None:
     if demos:
         out.print("  demo accounts: " + ", ".join(f"{d['account']} ({d['broker']})" for d in demos))
     out.print(f"  state file: {path}")
+    for line in demo_login_lines(state):
+        out.print(line)
     out.print("Use it with --local, e.g. `broker-tokens --local status` (or export BROKER_TOKENS_LOCAL=1).")
+
+
+def demo_login_lines(state: dict[str, Any]) -> list[str]:
+    """How a person plays the demo's person steps: the simulated users' logins and the e-mailed codes.
+
+    These are credentials of the local simulators, made up at start and good nowhere else.
+
+    Example:
+        >>> demo_login_lines({"demo_logins": {"bx": {"user_id": "BX1", "password": "pw", "totp_secret": "AB"}}})[1]
+        '  bx: user id BX1, password pw, TOTP secret AB (the code now: broker-tokens local totp bx)'
+    """
+    logins = state.get("demo_logins") or {}
+    lines = ["Demo logins (simulated brokers; made up at start, good nowhere else):"] if logins else []
+    for account, login in sorted(logins.items()):
+        lines.append(
+            f"  {account}: user id {login.get('user_id')}, password {login.get('password')}, "
+            f"TOTP secret {login.get('totp_secret')} (the code now: broker-tokens local totp {account})"
+        )
+    if any(d.get("broker") == "autoshares" for d in state.get("demo_accounts", [])):
+        lines.append("  AutoShares e-mailed codes: broker-tokens local outbox")
+    return lines
+
+
+def market_zone(state: dict[str, Any]) -> ZoneInfo:
+    """The stack's market time zone (IST unless its environment says otherwise)."""
+    return ZoneInfo(str(state.get("environment", {}).get("MARKET_TIMEZONE") or DEFAULT_ZONE))
+
+
+def when(text: Any, zone: ZoneInfo) -> str:
+    """An ISO time from the state file as a local table time ('?' when unreadable).
+
+    Example:
+        >>> when("2026-12-02T10:00:00+00:00", ZoneInfo("Asia/Kolkata"))
+        '2026-12-02 15:30 IST'
+    """
+    try:
+        return local_time(datetime.fromisoformat(str(text)), zone)
+    except ValueError:
+        return "?"
+
+
+def running(ctx: Context) -> dict[str, Any]:
+    """The state of the running stack, or a one-line error saying how to start one."""
+    state = running_state(state_path(ctx.environ))
+    if state is None:
+        raise CliError("the local stack is not running: start it with `broker-tokens local up`")
+    return state
+
+
+def local_env(ctx: Context) -> int:
+    """Print the exports that lead boto3 and broker-tokens to the running stack.
+
+    Example: ``eval "$(broker-tokens local env)"``
+    """
+    state = running(ctx)
+    settings = dict(state["environment"])
+    if state.get("token_api"):
+        settings[TOKEN_API_SETTING] = str(state["token_api"])
+    for key in sorted(settings):
+        ctx.out.print(f"export {key}={shlex.quote(str(settings[key]))}")
+    return EXIT_OK
+
+
+def local_outbox(ctx: Context) -> int:
+    """The codes the AutoShares simulator e-mailed, oldest first (or the latest one).
+
+    Example: ``broker-tokens local outbox etna-2fa-demo --latest``
+    """
+    state = running(ctx)
+    mails = [m for m in state.get("outbox", []) if ctx.args.account in (None, m.get("account"))]
+    whose = f" for '{ctx.args.account}'" if ctx.args.account else ""
+    if not mails:
+        ctx.out.note(f"No e-mailed code{whose} yet: `broker-tokens refresh` starts a login that sends one.")
+        return EXIT_NOT_FRESH
+    if ctx.args.latest:
+        ctx.out.print(str(mails[-1]["code"]))
+        return EXIT_OK
+    zone = market_zone(state)
+    rows = [[str(m.get("account")), when(m.get("sent_at"), zone), str(m.get("code"))] for m in mails]
+    ctx.out.print(render_table(["account", "sent", "code"], rows))
+    return EXIT_OK
+
+
+def local_totp(ctx: Context) -> int:
+    """The current TOTP code of a demo user who logs in through a browser.
+
+    Example: ``broker-tokens local totp blinkx-demo``
+    """
+    logins = running(ctx).get("demo_logins") or {}
+    login = logins.get(ctx.args.account)
+    if not login or not login.get("totp_secret"):
+        known = ", ".join(sorted(logins)) or "none"
+        raise CliError(f"'{ctx.args.account}' is not a demo login of the local stack (demo logins: {known})")
+    now = ctx.clock.time()
+    ctx.out.print(BrokerTOTP(str(login["totp_secret"])).at(now))
+    ctx.out.note(f"(good for {int(seconds_left_in_window(now))} more s)")
+    return EXIT_OK
 
 
 def child_environment(environ: Any) -> dict[str, str]:

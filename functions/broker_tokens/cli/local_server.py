@@ -9,13 +9,11 @@ stack never lingers. Run by hand: ``python -m broker_tokens.cli.local_server --s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -23,8 +21,6 @@ from broker_tokens.cli.localstate import (
     DEFAULT_LIFETIME_HOURS,
     SERVER_MODULE,
     import_embedded_stack,
-    read_state,
-    write_state,
 )
 from broker_tokens.logs import logger
 
@@ -34,7 +30,7 @@ POLL_SECONDS = 0.5
 def serve(state_file: Path, lifetime_seconds: float) -> int:
     """Run the stack until a stop signal, the loss of the state file, or the end of the lifetime."""
     import_embedded_stack()
-    from infra.local.demo import seed_demo_accounts  # noqa: PLC0415 - importable only after the path is set
+    from infra.local.session import StackRecord, open_demo  # noqa: PLC0415 - importable only after the path is set
     from infra.local.stack import LocalStack  # noqa: PLC0415
 
     stop = threading.Event()
@@ -49,37 +45,17 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
     pid = os.getpid()
     deadline = time.monotonic() + lifetime_seconds
     with LocalStack() as stack:
-        demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
-        write_state(
-            state_file,
-            {
-                "pid": pid,
-                "server": SERVER_MODULE,
-                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "stops_at": datetime.fromtimestamp(time.time() + lifetime_seconds, UTC).isoformat(timespec="seconds"),
-                "environment": stack.environment,
-                "moto": stack.moto.endpoint,
-                "simulators": {name: sim.url for name, sim in stack.simulators.items()},
-                # The token API's local front, where this version of the stack has one.
-                "token_api": getattr(getattr(stack, "front", None), "url", None),
-                # The refresher function behind the stack's Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA):
-                # REFRESHER_FUNCTION_NAME=<this> makes `refresh` run there, as with a deployed stack.
-                "refresher_function": stack.resources.names["RefresherFunction"] if stack.resources else None,
-                "demo_accounts": [{"account": d.account, "broker": d.broker} for d in demos],
-            },
-        )
+        demos = open_demo(stack)
+        record = StackRecord(state_file, stack, demos, server=SERVER_MODULE, lifetime_seconds=lifetime_seconds, pid=pid)
+        record.write()
         print(f"local stack up (pid {pid}), state file {state_file}", flush=True)
         try:
             while not stop.wait(POLL_SECONDS) and time.monotonic() < deadline:
-                current = read_state(state_file)
-                if current is None or current.get("pid") != pid:
+                if not record.owned():
                     print("state file removed or replaced: stopping", flush=True)
                     break
         finally:
-            current = read_state(state_file)
-            if current is not None and current.get("pid") == pid:
-                with contextlib.suppress(FileNotFoundError):
-                    state_file.unlink()
+            record.close()
     print("local stack stopped", flush=True)
     return 0
 

@@ -1,9 +1,11 @@
 """The embedded stack's state file: where `broker-tokens local up` left the way to reach it.
 
-The file (``.broker-tokens-local.json`` in the current directory, or ``$BROKER_TOKENS_LOCAL_STATE``)
-holds the background process's id and the environment a client needs (``AWS_ENDPOINT_URL``, the
-fake credentials, region, ``SECRET_PREFIX``, ``STATE_TABLE_NAME``...). Every command run with
-``--local`` applies that environment before it creates any boto3 client.
+The file is one per user, whatever the directory: ``$BROKER_TOKENS_LOCAL_STATE``, else
+``$XDG_STATE_HOME/broker-tokens/local.json``, else ``~/.local/state/broker-tokens/local.json``. It
+holds the serving process's id and the environment a client needs (``AWS_ENDPOINT_URL``, the fake
+credentials, region, ``SECRET_PREFIX``, ``STATE_TABLE_NAME``...), the demo logins and the simulated
+e-mail outbox. Every command run with ``--local`` applies that environment before it creates any
+boto3 client. `broker-tokens local up` writes it, and so does `make run KEEP=1`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,12 @@ from typing import Any
 import broker_tokens
 
 STATE_FILE_SETTING = "BROKER_TOKENS_LOCAL_STATE"
-DEFAULT_STATE_FILE = ".broker-tokens-local.json"
+STATE_FILE_NAME = "local.json"
 # Written into the state file and looked for in the process's command line before any signal is sent.
 SERVER_MODULE = "broker_tokens.cli.local_server"
+# `make run KEEP=1` (python -m infra.local run --keep) serves a stack too.
+DEMO_MODULE = "infra.local"
+SERVER_MODULES = (SERVER_MODULE, DEMO_MODULE)
 # A forgotten stack stops by itself after a working day.
 DEFAULT_LIFETIME_HOURS = 8.0
 
@@ -31,14 +37,19 @@ class LocalStackError(Exception):
 
 
 def state_path(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the state file lives.
+    """Where the state file lives: one place per user (the XDG state directory), from any directory.
 
     Example:
         >>> state_path({"BROKER_TOKENS_LOCAL_STATE": "/tmp/x.json"})
         PosixPath('/tmp/x.json')
+        >>> state_path({"XDG_STATE_HOME": "/home/me/.state"})
+        PosixPath('/home/me/.state/broker-tokens/local.json')
     """
     env = os.environ if environ is None else environ
-    return Path(env.get(STATE_FILE_SETTING) or DEFAULT_STATE_FILE).expanduser().absolute()
+    if env.get(STATE_FILE_SETTING):
+        return Path(env[STATE_FILE_SETTING]).expanduser().absolute()
+    base = Path(env.get("XDG_STATE_HOME") or "~/.local/state").expanduser()
+    return (base / "broker-tokens" / STATE_FILE_NAME).absolute()
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
@@ -59,7 +70,7 @@ def read_state(path: Path) -> dict[str, Any] | None:
 def write_state(path: Path, data: dict[str, Any]) -> None:
     """Write the state file atomically (a reader never sees half of it), readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -69,7 +80,9 @@ def write_state(path: Path, data: dict[str, Any]) -> None:
 
 
 def is_stack_process(pid: int) -> bool:
-    """True when ``pid`` is alive and (where /proc tells) is our stack server, not a recycled pid.
+    """True when ``pid`` is alive and (where /proc tells) serves a stack (`local up`, `make run KEEP=1`).
+
+    Where /proc tells, a recycled pid of another program is not taken for the stack.
 
     Example:
         >>> is_stack_process(os.getpid())
@@ -84,9 +97,10 @@ def is_stack_process(pid: int) -> bool:
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.parent.parent.is_dir() and Path("/proc/self").exists():
         try:
-            return SERVER_MODULE in cmdline.read_bytes().decode(errors="replace")
+            words = cmdline.read_bytes().decode(errors="replace").split("\0")
         except OSError:
             return False
+        return "-m" in words and any(module in words for module in SERVER_MODULES)
     return True
 
 

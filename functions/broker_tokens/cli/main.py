@@ -12,7 +12,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -64,11 +64,12 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
     """The options every command takes, before or after its name.
 
     On the subcommands their defaults are suppressed, so an option given before the command is not
-    overwritten by the subcommand's default.
+    overwritten by the subcommand's default; their help too, so each command's --help shows its own
+    options (and one line pointing at the global ones).
     """
     parent = Parser(add_help=False)
     default: Callable[[object], object] = (lambda _: argparse.SUPPRESS) if suppress else (lambda value: value)
-    options = parent.add_argument_group("global options")
+    options = GlobalGroup(parent.add_argument_group("global options"), hidden=suppress)
     options.add_argument(
         "--prefix", default=default(None), help="secret name prefix (default: $SECRET_PREFIX or broker-tokens)"
     )
@@ -92,6 +93,20 @@ def global_options(*, suppress: bool) -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", default=default(False), help="log lines and tracebacks on stderr"
     )
     return parent
+
+
+class GlobalGroup:
+    """An argument group whose options can be hidden from help (on subcommands) while still accepted."""
+
+    def __init__(self, group: Any, *, hidden: bool):
+        self.group = group
+        self.hidden = hidden
+
+    def add_argument(self, *names: str, **options: Any) -> None:
+        """argparse's add_argument, with help suppressed when hidden."""
+        if self.hidden:
+            options["help"] = argparse.SUPPRESS
+        self.group.add_argument(*names, **options)
 
 
 def build_parser() -> Parser:

@@ -15,6 +15,16 @@ from broker_tokens.table import COLOURS
 RED, GREEN, YELLOW = "31", "32", "33"
 
 
+def article(word: str) -> str:
+    """``word`` with "a" or "an" before it, by its sound in the common case (a vowel letter).
+
+    Example:
+        >>> article("angelone"), article("tradejini")
+        ('an angelone', 'a tradejini')
+    """
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def paint(text: str, code: str | None, *, enabled: bool) -> str:
     """``text`` in an ANSI colour when enabled.
 
@@ -121,6 +131,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = text.replace("``", "`")  # docstrings' reStructuredText literals, shown as plain backquotes
         lines: list[str] = []
         paragraph: list[str] = []
 

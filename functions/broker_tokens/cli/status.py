@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from botocore.exceptions import ClientError
 
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import render_table, state_colour
+from broker_tokens.cli.schedules import last_and_next, stack_schedules
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, Outcome
+from broker_tokens.secrets import error_code
 from broker_tokens.table import local_time
+from broker_tokens.trading_days import packaged_calendar
 
 # Reading many accounts' tokens one after another would take a while; a few at a time is plenty.
 DESCRIBE_WORKERS = 8
-HEADERS = ("account", "broker", "state", "issued", "expires", "last error / next step")
+HEADERS = ("account", "broker", "state", "issued", "expires", "source", "last error / next step")
+# A needs-attention whose cause is a spent person step: a new login (reset, refresh) cures it.
+SPENT_STEP_WORDS = ("verification code", "interim ticket", "request token")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -29,7 +38,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description="Every account: broker, state (fresh, expiring, expired, failed, needs-attention, "
         "awaiting-login, awaiting-verification, healthy, disabled), when its token was issued and expires, "
         "and the last error. No broker is called. Exit 0 when every account is fresh (or healthy, or "
-        "disabled), 1 otherwise.",
+        "disabled), 1 otherwise. Also: what wrote each token (schedule, cli, api, callback, logout), and the "
+        "last and next scheduled runs (trading days only).",
         epilog="examples:\n  broker-tokens status\n  broker-tokens status --json | jq '.accounts[].state'",
     )
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="only these accounts (default: all)")
@@ -43,22 +53,72 @@ def status(ctx: Context) -> int:
     """
     names = ctx.require_accounts(list(ctx.args.accounts))
     refresher = ctx.refresher
+
+    def describe(account: str) -> tuple[Outcome, str | None]:
+        token = refresher.secrets.read_token(account)
+        return refresher.describe(account), token.source.value if token else None
+
     with ThreadPoolExecutor(max_workers=DESCRIBE_WORKERS, thread_name_prefix="describe") as pool:
-        outcomes = list(pool.map(refresher.describe, names))
+        described = list(pool.map(describe, names))
+    outcomes = [outcome for outcome, _ in described]
+    sources = {outcome.account: source for outcome, source in described}
+    runs = schedule_summary(ctx)
     ok = all(o.state.is_good for o in outcomes)
     if ctx.args.json:
-        ctx.out.json({"ok": ok, "accounts": [o.to_dict() for o in outcomes]})
+        accounts = [{**o.to_dict(), "source": sources[o.account]} for o in outcomes]
+        ctx.out.json({"ok": ok, "accounts": accounts, "schedule": runs})
         return EXIT_OK if ok else EXIT_NOT_FRESH
     if not outcomes:
         ctx.out.print(ctx.no_accounts())
         return EXIT_OK
-    ctx.out.print(status_table(outcomes, ctx))
+    ctx.out.print(status_table(outcomes, ctx, sources))
     print_summary(ctx, outcomes)
+    ctx.out.note(schedule_line(runs, ctx.settings.market_timezone))
     return EXIT_OK if ok else EXIT_NOT_FRESH
 
 
-def status_table(outcomes: Sequence[Outcome], ctx: Context) -> str:
-    """Account, broker, state (coloured on a terminal), issued, expires, and the last error or next step."""
+def schedule_summary(ctx: Context) -> dict[str, Any]:
+    """The stack's schedules with the last and next runs that do work (trading days), for JSON."""
+    try:
+        schedules = stack_schedules(ctx)
+    except ClientError as exc:  # the schedules are a footnote: a missing permission must not cost the table
+        return {"known": False, "reason": f"cannot read them ({error_code(exc)})"}
+    if schedules is None:
+        return {"known": False}
+    last, upcoming = last_and_next(schedules, ctx.clock.now(), packaged_calendar())
+    return {
+        "known": True,
+        "last": last.isoformat() if last else None,
+        "next": upcoming.isoformat() if upcoming else None,
+        "schedules": [s.to_dict() for s in schedules],
+    }
+
+
+def schedule_line(runs: dict[str, Any], zone: ZoneInfo) -> str:
+    """One line: the last and next scheduled runs in market time, or why they are unknown.
+
+    Example:
+        >>> schedule_line({"known": True, "last": "2026-12-02T02:00:00+00:00", "next": None,
+        ...                "schedules": [{"enabled": True}]}, ZoneInfo("Asia/Kolkata"))
+        'Scheduled runs: last 2026-12-02 07:30 IST, next none (1 of 1 schedules enabled).'
+    """
+    if not runs["known"]:
+        reason = runs.get("reason") or "unknown here (pass --stack NAME or set BROKER_TOKENS_STACK to read them)"
+        return f"Scheduled runs: {reason}."
+
+    def when(text: str | None) -> str:
+        return local_time(datetime.fromisoformat(text), zone) if text else "none"
+
+    enabled = sum(1 for s in runs["schedules"] if s["enabled"])
+    return (
+        f"Scheduled runs: last {when(runs['last'])}, next {when(runs['next'])} "
+        f"({enabled} of {len(runs['schedules'])} schedules enabled)."
+    )
+
+
+def status_table(outcomes: Sequence[Outcome], ctx: Context, sources: dict[str, str | None]) -> str:
+    """Account, broker, state (coloured on a terminal), issued, expires, what wrote the token, and the last
+    error or next step."""
     zone = ctx.settings.market_timezone
     rows = [
         [
@@ -67,6 +127,7 @@ def status_table(outcomes: Sequence[Outcome], ctx: Context) -> str:
             o.state.value,
             local_time(o.issued_at, zone),
             local_time(o.expires_at, zone),
+            sources.get(o.account) or "-",
             note(o),
         ]
         for o in outcomes
@@ -91,7 +152,7 @@ def note(outcome: Outcome) -> str:
 
 
 def next_step(outcome: Outcome) -> str | None:
-    """The command that moves an account that is not fresh forward.
+    """The command that moves an account forward (runnable as printed, CAPITALS filled in; lines: choices).
 
     Example:
         >>> next_step(Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN))
@@ -99,8 +160,13 @@ def next_step(outcome: Outcome) -> str | None:
     """
     account = outcome.account
     match outcome.state:
+        case AccountState.NEEDS_ATTENTION if spent_step(outcome):
+            return f"broker-tokens reset {account} && broker-tokens refresh {account}  # a new login"
         case AccountState.NEEDS_ATTENTION:
-            return f"broker-tokens reset {account}  (once the cause is fixed; wrong credentials: accounts update)"
+            return (
+                f"broker-tokens accounts update {account}  # wrong credentials\n"
+                f"broker-tokens reset {account} && broker-tokens refresh {account}  # fixed at the broker"
+            )
         case AccountState.AWAITING_LOGIN:
             return f"broker-tokens login {account} REDIRECT_URL_OR_REQUEST_TOKEN"
         case AccountState.AWAITING_VERIFICATION:
@@ -110,6 +176,18 @@ def next_step(outcome: Outcome) -> str | None:
         case AccountState.EXPIRED | AccountState.EXPIRING | AccountState.FAILED:
             return f"broker-tokens refresh {account}"
     return None
+
+
+def spent_step(outcome: Outcome) -> bool:
+    """True when needs-attention came from a person's step (a refused code, a used ticket), not credentials.
+
+    Example:
+        >>> spent_step(Outcome("e", "autoshares", AccountState.NEEDS_ATTENTION,
+        ...                    error="ETNA refused the verification code (Invalid verification code)"))
+        True
+    """
+    text = (outcome.error or "").lower()
+    return any(word in text for word in SPENT_STEP_WORDS)
 
 
 def print_summary(ctx: Context, outcomes: Sequence[Outcome]) -> None:
@@ -137,7 +215,7 @@ def next_steps(outcomes: Sequence[Outcome]) -> list[str]:
         if step == f"broker-tokens refresh {outcome.account}":
             refresh.append(outcome.account)
         elif step:
-            steps.append(step)
+            steps.extend(step.splitlines())
     if refresh:
         steps.append("broker-tokens refresh " + " ".join(refresh))
     return steps

@@ -28,7 +28,8 @@ Endpoints (names for `faults.*_next(endpoint=...)`): "token" (every step of the 
      `PinCode`; a "VerificationCode" ticket wants `VerificationCode` (the code from the outbox).
   4. The next step of the account: the PIN step (when `pin_step`), then the code step (when
      `two_factor`): 202 `{"State": "Expecting", "Step": ..., "Reason": ..., "Token": <interim>}`; the
-     code is put in the account's outbox (the stand-in for its e-mail) and printed nowhere. Last:
+     code is put in the account's outbox (the stand-in for its e-mail; `on_mail`, when set, hears of
+     it before the 202 goes out) and printed nowhere. Last:
      200 `{"State": "Succeeded", "Token": <token>}`.
 `GET /v1.0/users/@me/info`: `Et-App-Key` missing, unknown or not the one the token was issued through:
 403 with the app-key error; `Authorization: Bearer <token>` missing, unknown, expired or revoked (and an
@@ -51,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from infra.local.simulators.base import (
@@ -161,6 +163,8 @@ class AutoSharesSimulator(SimulatorServer):
         self._tickets: dict[str, _Ticket] = {}
         self._tokens: dict[str, _Token] = {}
         self._outbox: dict[str, list[str]] = {}
+        # Told of each code as it is "e-mailed" (username, code): the embedded stack's visible outbox.
+        self.on_mail: Callable[[str, str], None] | None = None
         self.add_route("POST", TOKEN_PATH, "token", self._token)
         self.add_route("GET", USER_INFO_PATH, "user_info", self._user_info)
 
@@ -304,6 +308,8 @@ class AutoSharesSimulator(SimulatorServer):
         if account.two_factor:
             code = f"{secrets.randbelow(10**6):06d}"
             self._outbox.setdefault(account.username, []).append(code)
+            if self.on_mail is not None:
+                self.on_mail(account.username, code)
             return self._expect(account, app_key, VERIFICATION_STEP, "Expecting confirmation code", code)
         return self._succeed(account, app_key)
 
