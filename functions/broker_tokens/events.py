@@ -1,8 +1,9 @@
 """The refresher's event: whatever EventBridge Scheduler sends, optionally naming accounts or forcing.
 
 Public contract (DESIGN.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
-API adds ``{"complete": {"account": ..., "value": ...}}`` when it hands a person-completed login to the
-refresher (which, unlike the API, may read credentials).
+API and the person pages add ``{"complete": {"account": ..., "value": ..., "nonce": ...}}`` when they hand a
+person-completed login to the refresher (which, unlike them, may read credentials); ``nonce`` (the person
+link's, never logged) comes from the person pages only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class RefreshRequest:
     force: bool = False
     source: Source = Source.SCHEDULE
     complete: tuple[str, str] | None = None  # (account, request token or code)
+    nonce: str | None = None  # the person link's nonce that came with it (the person surface)
 
 
 def parse_refresh_event(event: Any) -> RefreshRequest:
@@ -51,11 +53,20 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
     if source not in {s.value for s in Source}:
         source = Source.SCHEDULE.value
     complete = event.get("complete")
-    pair = None
+    pair, nonce = None, None
     if complete is not None:
         if not isinstance(complete, Mapping) or not is_account_id(str(complete.get("account", ""))):
             raise EventError("'complete.account' must be an account id")
         if not isinstance(complete.get("value"), str) or not complete["value"]:
             raise EventError("'complete.value' must be the request token or code")
         pair = (str(complete["account"]), str(complete["value"]))
-    return RefreshRequest(accounts=accounts or None, force=force, source=Source(source), complete=pair)
+        nonce = complete.get("nonce")
+        if nonce is not None and (not isinstance(nonce, str) or not nonce):
+            raise EventError("'complete.nonce' must be the person link's nonce")
+    return RefreshRequest(
+        accounts=accounts or None,
+        force=force,
+        source=Source(source),
+        complete=pair,
+        nonce=nonce,
+    )

@@ -33,12 +33,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refresher = container_refresher()
     if request.complete:
         account, value = request.complete
-        report = Report([refresher.complete(account, value, source=request.source)])
+        report = Report([refresher.complete(account, value, source=request.source, nonce=request.nonce)])
     else:
         report = refresher.run(request.accounts, force=request.force, source=request.source)
     record_metrics(report)
     logger.info("refresh report", extra={"report": report.to_dict()})
-    if not report.ok:
+    # A completion (the token API or the person pages invoking, RequestResponse) answers its outcome:
+    # there is nothing to retry (its code or request token is single-use), and the caller shows it.
+    if not report.ok and not request.complete:
         raise NotFreshError(report)
     return report.to_dict()
 

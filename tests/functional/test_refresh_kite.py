@@ -240,7 +240,9 @@ def test_blinkx_used_request_token_needs_a_new_login(blinkx: BlinkXSimulator, ha
     redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
     assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
     again = harness.refresher().complete("blinkx-1", redirect)  # the same redirect, replayed
-    assert again.state is AccountState.NEEDS_ATTENTION and "log in again" in (again.error or "")
+    assert again.state is AccountState.FAILED and "log in again" in (again.error or "")
+    # A failed completion never trips the breaker, nor touches the account's recorded state.
+    assert harness.refresher().describe("blinkx-1").state is AccountState.FRESH
     assert profile_with(blinkx, harness.token("blinkx-1") or {}).status_code == 200  # the good token stays
     redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
     fresh = harness.refresher().complete("blinkx-1", redirect)
@@ -248,21 +250,26 @@ def test_blinkx_used_request_token_needs_a_new_login(blinkx: BlinkXSimulator, ha
 
 
 def test_blinkx_login_as_another_user_is_refused(blinkx: BlinkXSimulator, harness: Harness) -> None:
-    kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    mine = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     other = kite_account(blinkx, harness, "blinkx-2", user_id="BX9999", api_key="kite-key-2", person_only=True)
     [outcome] = harness.refresher().run(["blinkx-1"]).outcomes
     assert outcome.login_url
     redirect = browser_login(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"}, follow=False)
     wrong = harness.refresher().complete("blinkx-1", redirect)
-    assert wrong.state is AccountState.NEEDS_ATTENTION and "BX9999" in (wrong.error or "")
+    # Refused at the exchange (its user_id), before any validation; the other user's id is not repeated.
+    assert wrong.state is AccountState.AWAITING_LOGIN and "another user" in (wrong.error or "")
+    assert "BX9999" not in (wrong.error or "") and blinkx.count("profile") == 0
     assert harness.token("blinkx-1") is None
+    # The login stays open: the real person still finishes it.
+    redirect = browser_login(blinkx, outcome.login_url, mine, follow=False)
+    assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
 
 
 def test_blinkx_bad_paste_keeps_the_login_open(blinkx: BlinkXSimulator, harness: Harness) -> None:
     kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     harness.refresher().run()
     failed = harness.refresher().complete("blinkx-1", "https://example.com/cb?action=login&status=success")
-    assert failed.state is AccountState.FAILED and failed.error_kind is ErrorKind.CONFIGURATION
+    assert failed.state is AccountState.AWAITING_LOGIN and failed.error_kind is ErrorKind.CONFIGURATION
     [outcome] = harness.refresher().run().outcomes
     assert outcome.state is AccountState.AWAITING_LOGIN and outcome.logins == 0
 

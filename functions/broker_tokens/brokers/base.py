@@ -99,6 +99,10 @@ class Broker(ABC):
     daily_reset: ClassVar[time | None] = None
     # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
     stores_token: ClassVar[bool] = True
+    # True where a refused completion spends the broker's interim step (ETNA's ticket): the step then closes.
+    completion_spends_step: ClassVar[bool] = False
+    # Optional keys that make sense only together (Zerodha's password and totp_secret): all or none.
+    together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
