@@ -33,6 +33,7 @@ ALWAYS_OUTPUTS = {
     "RefresherFunctionName",
     "TokenApiFunctionName",
     "TokenApiUrl",
+    "PersonUrl",
     "StateTableName",
     "AlertTopicArn",
     "SecretsKeyArn",
@@ -129,12 +130,12 @@ def test_static_egress_puts_both_functions_behind_one_nat_with_an_elastic_ip(dep
     assert resources["NatGateway"]["Properties"]["SubnetId"] == {"Ref": "PublicSubnet"}
     assert on.properties("PrivateDefaultRoute")["NatGatewayId"] == "<NatGateway>"
     assert on.properties("PublicDefaultRoute")["GatewayId"] == "<EgressInternetGateway>"
-    for function in ("RefresherFunction", "TokenApiFunction"):
+    for function in ("RefresherFunction", "TokenApiFunction", "PersonPagesFunction"):
         assert on.properties(function)["VpcConfig"] == {
             "SecurityGroupIds": ["<FunctionSecurityGroup>"],
             "SubnetIds": ["<PrivateSubnetA>", "<PrivateSubnetB>"],
         }
-    for role in ("RefresherRole", "TokenApiRole"):
+    for role in ("RefresherRole", "TokenApiRole", "PersonPagesRole"):
         assert on.properties(role)["ManagedPolicyArns"] == [
             "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
         ]
