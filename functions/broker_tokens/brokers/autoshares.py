@@ -162,8 +162,8 @@ class AutoShares(Broker):
         return PendingStep(
             state=AccountState.AWAITING_VERIFICATION,
             message=(
-                f"ETNA sent a verification code by e-mail or SMS: submit it with `broker-tokens verify {account} "
-                f"CODE` or POST /accounts/{account}/verification within {minutes} minutes (our assumption: ETNA "
+                f"ETNA sent a verification code by e-mail or SMS: type it on the page the alert links to, or "
+                f"`broker-tokens verify {account} CODE`, within {minutes} minutes (our assumption: ETNA "
                 "does not document how long a code lives)"
             ),
             ticket=ticket,
