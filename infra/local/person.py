@@ -68,8 +68,13 @@ def emailed_code(sim: AutoSharesSimulator, username: str) -> str:
     return codes[-1]
 
 
-class _Elements(HTMLParser):
-    """The attributes of every ``a``, ``form`` and ``input`` element of a page (values unescaped)."""
+class PageElements(HTMLParser):
+    """The attributes of every ``a``, ``form`` and ``input`` element of a page (values unescaped).
+
+    Example:
+        >>> PageElements('<a id="login" href="/x?a=1&amp;b=2">go</a>').by_id("login")["href"]
+        '/x?a=1&b=2'
+    """
 
     def __init__(self, page: str) -> None:
         super().__init__()
@@ -81,6 +86,7 @@ class _Elements(HTMLParser):
             self.found.append((tag, {name: value or "" for name, value in attrs}))
 
     def by_id(self, element_id: str) -> dict[str, str]:
+        """The attributes of the element with this id."""
         for _, attrs in self.found:
             if attrs.get("id") == element_id:
                 return attrs
@@ -106,10 +112,10 @@ def login_through_link(sim: KiteSimulator, link: str, credentials: dict[str, Any
     with requests.Session() as browser:
         start = browser.get(link, timeout=TIMEOUT_SECONDS)
         start.raise_for_status()
-        login_url = _Elements(start.text).by_id("login")["href"]
+        login_url = PageElements(start.text).by_id("login")["href"]
         page = browser.get(login_url, timeout=TIMEOUT_SECONDS)
         page.raise_for_status()
-        action, hidden = _Elements(page.text).form()
+        action, hidden = PageElements(page.text).form()
         answer = browser.post(
             urljoin(login_url, action),
             data={
@@ -136,5 +142,5 @@ def code_through_link(link: str, code: str) -> requests.Response:
     with requests.Session() as browser:
         form = browser.get(link, timeout=TIMEOUT_SECONDS)
         form.raise_for_status()
-        action, hidden = _Elements(form.text).form()
+        action, hidden = PageElements(form.text).form()
         return browser.post(urljoin(link, action), data={**hidden, "code": code}, timeout=TIMEOUT_SECONDS * 3)

@@ -154,12 +154,6 @@ def _schemas() -> dict[str, Any]:
                 "message": {"type": "string"},
             },
         },
-        "CallbackResult": {
-            "allOf": [
-                _ref("schemas", "Account"),
-                {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
-            ]
-        },
         "VerificationRequest": {
             "type": "object",
             "required": ["code"],
@@ -280,32 +274,6 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "content": {JSON: {"schema": _ref("schemas", "VerificationRequest")}},
                 },
-            )
-        },
-        "/callback/{account}": {
-            "get": _operation(
-                "loginCallback",
-                "The broker's redirect after a browser login",
-                "Register this URL as the broker app's redirect URL. It needs no caller: the single-use "
-                "request token is the proof, and only an account awaiting a login accepts one. The answer "
-                "confirms the login; it never carries the token.",
-                {
-                    "200": _json(_ref("schemas", "CallbackResult"), "Logged in; the token is stored"),
-                    **_refusals(400, 409, 502, 504),
-                },
-                tag="logins",
-                parameters=[
-                    account,
-                    {
-                        "name": "request_token",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.~-]{6,256}$"},
-                    },
-                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
-                    {"name": "action", "in": "query", "required": False, "schema": {"type": "string"}},
-                ],
-                security=NO_CALLER,
             )
         },
     }

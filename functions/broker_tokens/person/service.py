@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from broker_tokens.api.errors import ApiError
-from broker_tokens.api.service import REQUEST_TOKEN, VERIFICATION_CODE, query
+from broker_tokens.api.service import VERIFICATION_CODE, query
 from broker_tokens.backend import BackendError, RefreshBackend
 from broker_tokens.brokers import known_broker
 from broker_tokens.clock import Clock
@@ -39,6 +39,8 @@ from broker_tokens.person.links import NONCE_PARAM, admits, login_url_with_nonce
 from broker_tokens.redaction import register
 from broker_tokens.state import StateStore
 
+# Kite-family request tokens (32 alphanumerics today); a little room, nothing that needs escaping.
+REQUEST_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{6,256}")
 ROUTE = re.compile(r"/(?P<page>login|callback|code)/(?P<account>[a-z0-9][a-z0-9-]{0,62})")
 METHODS = {"login": ("GET",), "callback": ("GET",), "code": ("GET", "POST")}
 MAX_FORM_BYTES = 4096
