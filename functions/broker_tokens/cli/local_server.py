@@ -34,7 +34,7 @@ POLL_SECONDS = 0.5
 def serve(state_file: Path, lifetime_seconds: float) -> int:
     """Run the stack until a stop signal, the loss of the state file, or the end of the lifetime."""
     import_embedded_stack()
-    from infra.local.demo import seed_demo_accounts  # noqa: PLC0415 - importable only after the path is set
+    from infra.local.demo import point_callbacks_at, seed_demo_accounts  # noqa: PLC0415 - after the path is set
     from infra.local.stack import LocalStack  # noqa: PLC0415
 
     stop = threading.Event()
@@ -50,6 +50,7 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
     deadline = time.monotonic() + lifetime_seconds
     with LocalStack() as stack:
         demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
+        point_callbacks_at(stack.person_url, stack.simulators, demos)
         write_state(
             state_file,
             {
@@ -62,6 +63,7 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
                 "simulators": {name: sim.url for name, sim in stack.simulators.items()},
                 # The token API's local front, where this version of the stack has one.
                 "token_api": getattr(getattr(stack, "front", None), "url", None),
+                "person_pages": stack.person_url,
                 "demo_accounts": [{"account": d.account, "broker": d.broker} for d in demos],
             },
         )
