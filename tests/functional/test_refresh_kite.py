@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,7 @@ from broker_tokens.clock import WarpClock
 from broker_tokens.credentials import validate_credentials
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, PendingStep, parse_iso
+from broker_tokens.person.links import issue_link
 from tests.support.accounts import call_with_record, kite_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
@@ -329,3 +331,23 @@ def test_expiry_is_the_next_0600_ist_on_both_sides(login_ist: datetime, expiry_i
         assert profile_with(sim, record).status_code == 200
         clock.set(expiry_ist.timestamp())
         assert profile_with(sim, record).status_code == 403
+
+
+# ----- person links: the refresher checks the link again, under the lease ------------------------------
+
+
+def test_a_completion_with_a_link_not_of_this_step_changes_nothing(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.login_url
+    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    refresher = harness.refresher()
+    before = refresher.state.get("blinkx-1")
+    for nonce in (secrets.token_urlsafe(32), "", "x" * 43):
+        refused = refresher.complete("blinkx-1", redirect, nonce=nonce)
+        assert refused.action == "refused" and refused.state is AccountState.AWAITING_LOGIN
+    assert blinkx.exchanges("BX1234") == 0 and refresher.state.get("blinkx-1") == before
+    nonce = issue_link(refresher.state, "blinkx-1", before.credentials_version, refresher.clock.now())
+    assert nonce and refresher.complete("blinkx-1", redirect, nonce=nonce).state is AccountState.FRESH
+    # Single use: the step is closed, so the same link no longer finishes anything.
+    assert refresher.complete("blinkx-1", redirect, nonce=nonce).action == "refused"
