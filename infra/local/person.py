@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
 from infra.local.simulators.autoshares import AutoSharesSimulator
-from infra.local.simulators.kite import CONNECT_LOGIN_PATH, KiteSimulator
+from infra.local.simulators.kite import KiteSimulator
 from infra.local.simulators.totp import code_at
 
 TIMEOUT_SECONDS = 10
@@ -32,27 +32,38 @@ def browser_login(sim: KiteSimulator, login_url: str, credentials: dict[str, Any
         'http://127.0.0.1:8765/callback/blinkx-demo?request_token=...&action=login&status=success'
     """
     with requests.Session() as browser:
-        page = browser.get(login_url, timeout=TIMEOUT_SECONDS)
-        page.raise_for_status()
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(login_url))
-        answer = browser.post(
-            origin + CONNECT_LOGIN_PATH,
-            data={
-                "v": "3",
-                "api_key": credentials["api_key"],
-                "user_id": credentials["user_id"],
-                "password": credentials["password"],
-                "totp": code_at(credentials["totp_secret"], sim.clock.time()),
-            },
-            allow_redirects=False,
-            timeout=TIMEOUT_SECONDS,
-        )
-        if answer.status_code != 302:
-            raise RuntimeError(f"the login page refused the demo person (HTTP {answer.status_code})")
-        location = str(answer.headers["Location"])
+        location = submit_login_form(browser, sim, login_url, credentials)
         if follow:
             browser.get(location, timeout=TIMEOUT_SECONDS * 3).raise_for_status()
         return location
+
+
+def submit_login_form(
+    browser: requests.Session, sim: KiteSimulator, login_url: str, credentials: dict[str, Any]
+) -> str:
+    """Open the broker's login page, answer its form (hidden fields kept); where the broker redirects to.
+
+    Example:
+        >>> submit_login_form(browser, sim, login_url, demo.credentials)  # doctest: +SKIP
+        'http://127.0.0.1:8766/callback/blinkx-demo?request_token=...&action=login&status=success&n=...'
+    """
+    page = browser.get(login_url, timeout=TIMEOUT_SECONDS)
+    page.raise_for_status()
+    action, hidden = PageElements(page.text).form()
+    answer = browser.post(
+        urljoin(login_url, action),
+        data={
+            **hidden,
+            "user_id": credentials["user_id"],
+            "password": credentials["password"],
+            "totp": code_at(credentials["totp_secret"], sim.clock.time()),
+        },
+        allow_redirects=False,
+        timeout=TIMEOUT_SECONDS,
+    )
+    if answer.status_code != 302:
+        raise RuntimeError(f"the login page refused the demo person (HTTP {answer.status_code})")
+    return str(answer.headers["Location"])
 
 
 def emailed_code(sim: AutoSharesSimulator, username: str) -> str:
@@ -113,23 +124,8 @@ def login_through_link(sim: KiteSimulator, link: str, credentials: dict[str, Any
         start = browser.get(link, timeout=TIMEOUT_SECONDS)
         start.raise_for_status()
         login_url = PageElements(start.text).by_id("login")["href"]
-        page = browser.get(login_url, timeout=TIMEOUT_SECONDS)
-        page.raise_for_status()
-        action, hidden = PageElements(page.text).form()
-        answer = browser.post(
-            urljoin(login_url, action),
-            data={
-                **hidden,
-                "user_id": credentials["user_id"],
-                "password": credentials["password"],
-                "totp": code_at(credentials["totp_secret"], sim.clock.time()),
-            },
-            allow_redirects=False,
-            timeout=TIMEOUT_SECONDS,
-        )
-        if answer.status_code != 302:
-            raise RuntimeError(f"the login page refused the demo person (HTTP {answer.status_code})")
-        return browser.get(str(answer.headers["Location"]), timeout=TIMEOUT_SECONDS * 3)
+        location = submit_login_form(browser, sim, login_url, credentials)
+        return browser.get(location, timeout=TIMEOUT_SECONDS * 3)
 
 
 def code_through_link(link: str, code: str) -> requests.Response:

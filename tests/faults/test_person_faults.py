@@ -57,7 +57,7 @@ def test_a_forged_callback_changes_nothing_and_the_person_still_finishes(
     assert harness.refresher().state.get(ACCOUNT) == before and harness.token(ACCOUNT) == previous
     record("forged callback", harness, blinkx, previous, blinkx.count("session_token") - exchanges)
     assert blinkx.count("session_token") == exchanges  # refused before the broker
-    done = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), me, clock))
+    done = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), me))
     assert 'id="page-done"' in done.text and harness.token(ACCOUNT) != previous
 
 
@@ -70,11 +70,11 @@ def test_a_callback_carrying_another_users_session_is_refused(
     me, previous = awaiting_with_a_good_token(blinkx, harness, person, clock)
     them = stranger(blinkx)
     exchanges = blinkx.count("session_token")
-    wrong = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), them, clock))
+    wrong = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), them))
     assert wrong.status_code == 409 and "another user" in wrong.text
     status = harness.refresher().state.get(ACCOUNT)
     assert status.state is AccountState.AWAITING_LOGIN and not status.needs_attention
     assert harness.token(ACCOUNT) == previous  # the stranger's session is never stored
     record("callback with another user's session", harness, blinkx, previous, blinkx.count("session_token") - exchanges)
-    done = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), me, clock))
+    done = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), me))
     assert 'id="page-done"' in done.text

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 import requests
-from infra.local.person import PageElements
+from infra.local.person import PageElements, submit_login_form
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 
@@ -52,16 +52,10 @@ def stranger(sim: BlinkXSimulator) -> dict[str, str]:
     return login
 
 
-def broker_login(sim: BlinkXSimulator | ZerodhaSimulator, login_url: str, who: dict[str, str], clock: WarpClock) -> str:
+def broker_login(sim: BlinkXSimulator | ZerodhaSimulator, login_url: str, who: dict[str, str]) -> str:
     """Log in on the broker's page reached from ``login_url``; where the broker redirects the browser."""
-    page = requests.get(login_url, timeout=10)
-    assert page.status_code == 200, page.text[:200]
-    _, hidden = PageElements(page.text).form()
-    form = {**hidden, "user_id": who["user_id"], "password": who["password"]}
-    form["totp"] = pyotp.TOTP(who["totp_secret"]).at(clock.time())
-    answer = requests.post(sim.login_url, data=form, allow_redirects=False, timeout=10)
-    assert answer.status_code == 302, answer.text[:200]
-    location = str(answer.headers["Location"])
+    with requests.Session() as browser:
+        location = submit_login_form(browser, sim, login_url, who)
     remember_secret(parse_qs(urlsplit(location).query).get("request_token", [""])[0])
     return location
 
@@ -94,12 +88,12 @@ def test_a_strangers_login_without_the_nonce_is_refused_and_changes_nothing(
     harness.refresher().run()
     before = awaiting(harness, "blinkx-1")
     raw_login = f"{blinkx.login_url}?v=3&api_key={me['api_key']}"  # no redirect_params: the stranger has no link
-    forged = person.get(broker_login(blinkx, raw_login, them, clock))
+    forged = person.get(broker_login(blinkx, raw_login, them))
     assert refused(forged)
     assert blinkx.exchanges("BX9999") == 0 and harness.token("blinkx-1") is None
     assert awaiting(harness, "blinkx-1") == before  # state unchanged, the login still open
     # The real person still finishes, through the alert's link.
-    done = person.get(broker_login(blinkx, start(person, person.link("blinkx-1")), me, clock))
+    done = person.get(broker_login(blinkx, start(person, person.link("blinkx-1")), me))
     assert done.status_code == 200 and 'id="page-done"' in done.text
     assert (harness.token("blinkx-1") or {}).get("source") == "callback"
 
@@ -120,7 +114,7 @@ def test_a_forged_request_token_or_nonce_is_refused_before_the_broker(
     ):
         assert refused(person.get(f"/callback/blinkx-1?{query}")), query
     assert blinkx.count("session_token") == 0 and awaiting(harness, "blinkx-1") == before
-    done = person.get(broker_login(blinkx, start(person, person.link("blinkx-1")), me, clock))
+    done = person.get(broker_login(blinkx, start(person, person.link("blinkx-1")), me))
     assert 'id="page-done"' in done.text
 
 
@@ -130,7 +124,7 @@ def test_a_reused_link_and_a_replayed_callback_change_nothing(
     me = blinkx_person(blinkx, harness, person)
     harness.refresher().run()
     link = person.link("blinkx-1")
-    redirect = broker_login(blinkx, start(person, link), me, clock)
+    redirect = broker_login(blinkx, start(person, link), me)
     assert 'id="page-done"' in person.get(redirect).text
     token, state = harness.token("blinkx-1"), awaiting(harness, "blinkx-1")
     assert refused(person.get(link))  # single use: the login it was for is over
@@ -149,7 +143,7 @@ def test_a_link_works_for_its_own_account_only(
     before = awaiting(harness, "blinkx-2")
     assert refused(person.get(f"/login/blinkx-2?n={nonce_of(mine)}"))
     # blinkx-2's person logs in, but the redirect is made to carry blinkx-1's nonce instead of theirs.
-    redirect = broker_login(blinkx, start(person, theirs), other, clock).replace(nonce_of(theirs), nonce_of(mine))
+    redirect = broker_login(blinkx, start(person, theirs), other).replace(nonce_of(theirs), nonce_of(mine))
     assert refused(person.get(redirect))
     assert awaiting(harness, "blinkx-2") == before and harness.token("blinkx-2") is None
     assert blinkx.count("session_token") == 0
@@ -191,13 +185,13 @@ def test_another_users_session_is_refused_and_the_login_stays_open(
     them = stranger(blinkx)
     harness.refresher().run()
     login_url = start(person, person.link("blinkx-1"))
-    wrong = person.get(broker_login(blinkx, login_url, them, clock))  # right link, wrong user at the broker
+    wrong = person.get(broker_login(blinkx, login_url, them))  # right link, wrong user at the broker
     assert wrong.status_code == 409 and 'id="page-failed"' in wrong.text and "another user" in wrong.text
     assert "BX9999" not in wrong.text and harness.token("blinkx-1") is None
     status = awaiting(harness, "blinkx-1")
     assert status.state is AccountState.AWAITING_LOGIN and not status.needs_attention
     retry = PageElements(wrong.text).by_id("login")["href"]  # "Try again": the same link, still open
-    done = person.get(broker_login(blinkx, start(person, retry), me, clock))
+    done = person.get(broker_login(blinkx, start(person, retry), me))
     assert 'id="page-done"' in done.text
 
 
@@ -243,7 +237,7 @@ def test_the_alerts_link_logs_the_person_in(
     assert "default-src 'none'" in CONTENT_SECURITY_POLICY and "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
     login_url = PageElements(page.text).by_id("login")["href"]
     assert parse_qs(urlsplit(login_url).query)["redirect_params"] == [f"n={nonce_of(link)}"]
-    redirect = broker_login(blinkx, login_url, me, clock)
+    redirect = broker_login(blinkx, login_url, me)
     assert parse_qs(urlsplit(redirect).query)["n"] == [nonce_of(link)]  # the broker brought the nonce back
     done = person.get(redirect)
     assert done.status_code == 200 and "Done: blinkx-1 is" in done.text
@@ -265,7 +259,7 @@ def test_zerodha_in_person_mode_logs_in_through_the_link(
     harness.add_account("zerodha-p", {**credentials, "base_url": zerodha.url, "login_url": zerodha.login_url})
     [outcome] = harness.refresher().run().outcomes
     assert outcome.state is AccountState.AWAITING_LOGIN and zerodha.logins("ZP1234") == 0
-    done = person.get(broker_login(zerodha, start(person, person.link("zerodha-p")), login, clock))
+    done = person.get(broker_login(zerodha, start(person, person.link("zerodha-p")), login))
     assert 'id="page-done"' in done.text and (harness.token("zerodha-p") or {})["broker"] == "zerodha"
 
 
@@ -326,5 +320,5 @@ def test_the_cli_link_is_another_link_to_the_same_login(
     alert_link, cli_link = person.link("blinkx-1"), person.fresh_link("blinkx-1")
     assert alert_link != cli_link
     used, other = (cli_link, alert_link) if fresh else (alert_link, cli_link)
-    assert 'id="page-done"' in person.get(broker_login(blinkx, start(person, used), me, clock)).text
+    assert 'id="page-done"' in person.get(broker_login(blinkx, start(person, used), me)).text
     assert refused(person.get(other))  # the login is over: every link to it is dead

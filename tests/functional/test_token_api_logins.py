@@ -215,7 +215,7 @@ def test_a_person_page_completion_is_handed_to_the_refresher_function(
     # A failed completion answers its outcome (no function error), so the page can say what happened.
     forged = person.get(f"/callback/blinkx-1?request_token=abcdefabcdef1234&status=success&n={nonce_of(link)}")
     assert forged.status_code == 409 and 'id="page-failed"' in forged.text and 'id="login"' in forged.text
-    page = person.get(broker_login(blinkx, start(person, link), me, clock))
+    page = person.get(broker_login(blinkx, start(person, link), me))
     assert page.status_code == 200 and 'id="page-done"' in page.text, page.text[:300]
     assert [event["source"] for event in invoker.events] == ["callback", "callback"]
     event = invoker.events[-1]

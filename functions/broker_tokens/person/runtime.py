@@ -8,7 +8,6 @@ Environment (template.yaml sets these): ``STATE_TABLE_NAME`` (the pending steps,
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
 from broker_tokens.person.service import PersonService
 from broker_tokens.runtime import build_refresher
+from broker_tokens.slot import ContainerSlot
 from broker_tokens.state import DynamoStateStore
 
 
@@ -44,17 +44,12 @@ def build_person_service(
     )
 
 
-_installed: PersonService | None = None
-_guard = threading.Lock()
+_slot: ContainerSlot[PersonService] = ContainerSlot(build_person_service)
 
 
 def container_person() -> PersonService:
     """The container's PersonService: the installed one, or one built from the environment on first use."""
-    global _installed  # noqa: PLW0603 - one service per container, as Lambda keeps one per warm container
-    with _guard:
-        if _installed is None:
-            _installed = build_person_service()
-        return _installed
+    return _slot.get()
 
 
 def install_person(service: PersonService | None) -> None:
@@ -63,6 +58,4 @@ def install_person(service: PersonService | None) -> None:
     Example:
         >>> install_person(build_person_service(env, backend=LocalBackend(refresher)))  # doctest: +SKIP
     """
-    global _installed  # noqa: PLW0603
-    with _guard:
-        _installed = service
+    _slot.install(service)
