@@ -43,6 +43,9 @@ class RefreshBackend(Protocol):
     def complete(self, account: str, value: str, source: Source, nonce: str | None = None) -> Outcome:
         """Finish a pending login with the request token or code the person supplied (and their link's nonce)."""
 
+    def person_link(self, account: str) -> str | None:
+        """A new one-time link to the account's open person login, or None."""
+
 
 class LocalBackend:
     """The core Refresher in this process (the embedded stack, tests).
@@ -63,6 +66,10 @@ class LocalBackend:
     def complete(self, account: str, value: str, source: Source, nonce: str | None = None) -> Outcome:
         """The Refresher's completion of a pending login."""
         return self.refresher.complete(account, value, source=source, nonce=nonce)
+
+    def person_link(self, account: str) -> str | None:
+        """The Refresher's new link to the open person login."""
+        return self.refresher.person_link(account)
 
 
 class LambdaBackend:
@@ -88,16 +95,26 @@ class LambdaBackend:
         complete = {"account": account, "value": value, **({"nonce": nonce} if nonce else {})}
         return self._invoke(account, {"complete": complete, "source": source.value})
 
-    def _invoke(self, account: str, event: Mapping[str, Any]) -> Outcome:
+    def person_link(self, account: str) -> str | None:
+        """Invoke the refresher to add a link to the open step (the API may not write the state table)."""
+        answer, payload = self._call(account, {"link": {"account": account}})
+        link = payload.get("link") if isinstance(payload, dict) and not answer.get("FunctionError") else None
+        return str(link) if link else None
+
+    def _call(self, account: str, event: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """One synchronous invoke: Lambda's answer and the decoded payload; BackendError when it failed."""
         try:
             answer = self.client.invoke(
                 FunctionName=self.function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
             )
-            payload = json.loads(answer["Payload"].read() or b"null")
+            return answer, json.loads(answer["Payload"].read() or b"null")
         except (ClientError, BotoCoreError, ValueError) as exc:
             timed_out = "timeout" in type(exc).__name__.lower()
             logger.error("refresher invoke failed", extra={"account": account, "error": scrub(str(exc))})
             raise BackendError("the refresher could not be invoked", timed_out=timed_out) from None
+
+    def _invoke(self, account: str, event: Mapping[str, Any]) -> Outcome:
+        answer, payload = self._call(account, event)
         if answer.get("FunctionError"):
             # A run that ends not fresh raises (NotFreshError) on purpose; the state table has the details.
             kind = payload.get("errorType", "error") if isinstance(payload, dict) else "error"

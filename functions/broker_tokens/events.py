@@ -3,7 +3,8 @@
 Public contract (DESIGN.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
 API and the person pages add ``{"complete": {"account": ..., "value": ..., "nonce": ...}}`` when they hand a
 person-completed login to the refresher (which, unlike them, may read credentials); ``nonce`` (the person
-link's, never logged) comes from the person pages only.
+link's, never logged) comes from the person pages only. ``{"link": {"account": ...}}`` asks for a new
+one-time link to the account's open person login (the token API, which may not write the state table).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RefreshRequest:
     source: Source = Source.SCHEDULE
     complete: tuple[str, str] | None = None  # (account, request token or code)
     nonce: str | None = None  # the person link's nonce that came with it (the person surface)
+    link: str | None = None  # an account whose open person login wants a new one-time link (the token API)
 
 
 def parse_refresh_event(event: Any) -> RefreshRequest:
@@ -63,7 +65,11 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
         nonce = complete.get("nonce")
         if nonce is not None and (not isinstance(nonce, str) or not nonce):
             raise EventError("'complete.nonce' must be the person link's nonce")
+    link = event.get("link")
+    if link is not None and (not isinstance(link, Mapping) or not is_account_id(str(link.get("account", "")))):
+        raise EventError("'link.account' must be an account id")
     return RefreshRequest(
+        link=str(link["account"]) if link is not None else None,
         accounts=accounts or None,
         force=force,
         source=Source(source),

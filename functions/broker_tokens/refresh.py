@@ -39,7 +39,7 @@ from broker_tokens.models import (
     TokenRecord,
     iso,
 )
-from broker_tokens.person.links import admits, new_nonce, person_link, with_link
+from broker_tokens.person.links import admits, issue_link, new_nonce, person_link, with_link
 from broker_tokens.person.message import awaiting_message
 from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
@@ -172,6 +172,25 @@ class Refresher:
         """
         register(value, nonce)
         return self._timed(account, lambda: self._complete(account, value, source, nonce))
+
+    def person_link(self, account: str) -> str | None:
+        """A new one-time link to the account's open person login, or None (no person pages, no open login).
+
+        The alert's own link is kept nowhere (only its hash), so showing a link again (`broker-tokens
+        login`, the token API's ``/login``) means adding another one to the same step.
+
+        Example:
+            >>> refresher.person_link("blinkx-main")  # doctest: +SKIP
+            'https://abc.lambda-url.ap-south-1.on.aws/login/blinkx-main?n=...'
+        """
+        if not self.settings.person_url:
+            return None
+        try:
+            version = self.secrets.credentials_metadata(account)[0]
+        except AccountNotFoundError:
+            return None
+        nonce = issue_link(self.state, account, version, self.clock.now())
+        return person_link(self.settings.person_url, account, nonce) if nonce else None
 
     def reset(self, account: str) -> AccountStatus:
         """Clear needs-attention so the next run tries again (for a person who fixed the cause)."""

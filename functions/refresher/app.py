@@ -31,6 +31,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """
     request = parse_refresh_event(event)
     refresher = container_refresher()
+    if request.link:
+        # A new one-time link for the token API to hand to a person; the answer is not logged.
+        return {"account": request.link, "link": refresher.person_link(request.link)}
     if request.complete:
         account, value = request.complete
         report = Report([refresher.complete(account, value, source=request.source, nonce=request.nonce)])

@@ -15,7 +15,6 @@ from typing import Any, Self
 from broker_tokens.backend import LocalBackend
 from broker_tokens.clock import SYSTEM_CLOCK
 from broker_tokens.config import Settings
-from broker_tokens.person.links import issue_link, person_link
 from broker_tokens.person.runtime import build_person_service, install_person
 from broker_tokens.runtime import build_refresher
 from infra.local.front import LocalFront, local_token_api
@@ -119,10 +118,7 @@ class LocalStack:
         """
         if not fresh and self.inbox is not None:
             return self.inbox.link(account)
-        refresher = build_refresher(Settings.from_env(self.environment))
-        version = refresher.secrets.credentials_metadata(account)[0]
-        nonce = issue_link(refresher.state, account, version, refresher.clock.now())
-        return person_link(self.person_url, account, nonce) if nonce else None
+        return build_refresher(Settings.from_env(self.environment)).person_link(account)
 
     def stop(self) -> None:
         """Stop the fronts, the simulators (and moto, when this stack started it)."""

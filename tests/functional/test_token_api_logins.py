@@ -33,7 +33,7 @@ from tests.functional.test_token_api import Api, api_fixture, start_api  # noqa:
 from tests.support.accounts import etna_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
-from tests.support.person import PersonPages, nonce_of, start_person_pages
+from tests.support.person import PersonPages, nonce_of, person_fixture, start_person_pages  # noqa: F401
 
 # -- BlinkX: the browser redirect --------------------------------------------------------------------
 
@@ -71,6 +71,21 @@ def test_a_refresh_of_a_browser_login_account_answers_where_to_log_in(
     answer = api.call("POST", "/accounts/blinkx-1/refresh", api.key())
     assert answer.status_code == 202
     assert answer.json()["state"] == "awaiting-login" and answer.json()["login_url"].startswith(blinkx.login_url)
+
+
+def test_the_login_route_gives_a_caller_with_refresh_a_one_time_link(
+    person: PersonPages, api: Api, blinkx: BlinkXSimulator, harness: Harness
+) -> None:
+    me = blinkx_person(blinkx, harness, person)
+    harness.refresher().run()
+    reader = api.call("GET", "/accounts/blinkx-1/login", api.key("reader", actions=("read",)))
+    assert reader.status_code == 200 and "link" not in reader.json()  # a link finishes a login: refresh only
+    answer = api.call("GET", "/accounts/blinkx-1/login", api.key("ops", actions=("read", "refresh")))
+    link = answer.json()["link"]
+    api.answers.pop()  # this answer is the link itself, for the person: the one place it may be
+    remember_secret(nonce_of(link))
+    assert link.startswith(f"{person.url}/login/blinkx-1?n=")
+    assert 'id="page-done"' in person.get(broker_login(blinkx, start(person, link), me)).text
 
 
 # -- AutoShares: the e-mailed code -------------------------------------------------------------------
@@ -222,3 +237,19 @@ def test_a_person_page_completion_is_handed_to_the_refresher_function(
     assert event["complete"]["account"] == "blinkx-1"
     assert event["complete"]["nonce"] == nonce_of(link)  # the refresher checks the link again, under the lease
     assert (harness.token("blinkx-1") or {})["source"] == "callback"
+
+
+def test_a_link_is_made_by_the_refresher_function(
+    lambda_api: tuple[Api, InProcessLambda], blinkx: BlinkXSimulator, harness: Harness
+) -> None:
+    front, invoker = lambda_api
+    blinkx_account(blinkx, harness, front)
+    harness.refresher().run()
+    answer = front.call("GET", "/accounts/blinkx-1/login", front.key())
+    link = answer.json()["link"]
+    front.answers.pop()  # the link itself, for the person
+    remember_secret(nonce_of(link))
+    # The API may not write the state table: the refresher function adds the link to the open step.
+    assert invoker.events == [{"link": {"account": "blinkx-1"}}]
+    assert "/login/blinkx-1?n=" in link and harness.refresher().state.get("blinkx-1").pending is not None
+    assert len(harness.refresher().state.get("blinkx-1").pending.nonce_hashes) == 2  # the alert's and this one

@@ -23,7 +23,6 @@ from infra.local.template import LocalResources
 
 from broker_tokens.backend import LocalBackend, RefreshBackend
 from broker_tokens.clock import WarpClock
-from broker_tokens.person.links import issue_link, person_link
 from broker_tokens.person.runtime import install_person
 from broker_tokens.person.service import PersonService
 from broker_tokens.state import DynamoStateStore
@@ -70,12 +69,10 @@ class PersonPages:
 
     def fresh_link(self, account: str) -> str:
         """A new link to the account's open step, as `broker-tokens login ACCOUNT` makes one."""
-        refresher = self.harness.refresher()
-        version = refresher.secrets.credentials_metadata(account)[0]
-        nonce = issue_link(refresher.state, account, version, refresher.clock.now())
-        assert nonce, f"{account} has no open step"
-        remember_secret(nonce)
-        return person_link(self.url, account, nonce)
+        link = self.harness.refresher().person_link(account)
+        assert link, f"{account} has no open step"
+        remember_secret(nonce_of(link))
+        return link
 
     def get(self, target: str, **kwargs: Any) -> requests.Response:
         """GET a person page (a full URL or a path), as a browser that follows no redirect."""

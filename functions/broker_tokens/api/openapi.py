@@ -151,6 +151,11 @@ def _schemas() -> dict[str, Any]:
                 "broker": {"type": "string"},
                 "state": {"type": "string", "enum": ["awaiting-login", "awaiting-verification"]},
                 "login_url": {"type": "string", "format": "uri", "description": "where the person logs in"},
+                "link": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "a new one-time link to the person pages for this login (callers with refresh)",
+                },
                 "message": {"type": "string"},
             },
         },
@@ -256,7 +261,9 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "loginUrl",
                 "Where a person must log in",
-                "While the account awaits a browser login (BlinkX): the broker's login URL. Needs read.",
+                "While the account awaits a browser login (BlinkX, Zerodha in person mode): the broker's login URL "
+                "and, for a caller with refresh, `link`: a new one-time link to the person pages for this login. "
+                "Needs read.",
                 {"200": pending, **_refusals(400, 401, 403, 409)},
                 tag="logins",
                 parameters=[account],

@@ -219,8 +219,8 @@ class TokenService:
         return self._after_login(caller, entry, self._login(entry, lambda: self.backend.refresh(account, force=True)))
 
     def login(self, event: Mapping[str, Any], account: str) -> Answer:
-        """Where a person must log in, while the account awaits one (BlinkX); the one-time link is in the alert."""
-        entry = self._authorized(event, account, "read")[1]
+        """Where a person must log in, while the account awaits one: a new one-time link to the person pages."""
+        caller, entry = self._authorized(event, account, "read")
         outcome = self.describer.describe(entry)
         if outcome.state is not AccountState.AWAITING_LOGIN:
             raise ApiError(
@@ -229,7 +229,13 @@ class TokenService:
                 f"account '{account}' is not awaiting a login; POST /accounts/{account}/refresh starts one",
                 extra={"state": outcome.state.value},
             )
-        return Answer(200, _pending(outcome))
+        body = _pending(outcome)
+        # A link finishes the login: only a caller who may finish logins (refresh) gets one.
+        link = self.backend.person_link(account) if caller.allows(account, "refresh") else None
+        if link:
+            register(link.rpartition("n=")[2])  # the answer is for the person; no log line may carry it
+            body["link"] = link
+        return Answer(200, body)
 
     def verification(self, event: Mapping[str, Any], account: str) -> Answer:
         """Finish a login with the code the broker e-mailed (AutoShares)."""

@@ -18,7 +18,6 @@ from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context
 from broker_tokens.cli.output import isatty, paint, state_colour
 from broker_tokens.cli.status import print_next_steps
 from broker_tokens.models import AccountState, Outcome, Source
-from broker_tokens.person.links import issue_link, person_link
 from broker_tokens.refresh import Refresher, Report
 from broker_tokens.table import outcome_table
 
@@ -222,7 +221,8 @@ def login_account(ctx: Context) -> int:
         raise CliError(f"'{account}' ({cls.title}) logs in without a browser: `broker-tokens refresh {account}`")
     if ctx.args.value is None:
         outcome = ctx.refresher.refresh(account, force=ctx.args.force, source=Source.CLI)
-        link = one_tap_link(ctx, account) if outcome.state is AccountState.AWAITING_LOGIN else None
+        awaits = outcome.state is AccountState.AWAITING_LOGIN
+        link = ctx.refresher.person_link(account) if awaits else None
         if link:
             ctx.out.note("Open this one-time link (on a phone too) and log in; it works once, for this login only:")
             ctx.out.print(link)
@@ -240,22 +240,6 @@ def login_account(ctx: Context) -> int:
     value = request_token(ctx.args.value, cls)
     outcome = ctx.refresher.complete(account, value, source=Source.CLI)
     return print_report(ctx, [outcome])
-
-
-def one_tap_link(ctx: Context, account: str) -> str | None:
-    """A new one-time link to the account's open login (the alert's own link is not kept anywhere), or None
-    without person pages or an open login. The same link the alert carries, for the same step.
-
-    Example:
-        >>> one_tap_link(ctx, "blinkx-main")  # doctest: +SKIP
-        'https://abc.lambda-url.ap-south-1.on.aws/login/blinkx-main?n=...'
-    """
-    base = ctx.settings.person_url
-    if not base:
-        return None
-    version = ctx.credentials(account).version
-    nonce = issue_link(ctx.state, account, version, ctx.clock.now())
-    return person_link(base, account, nonce) if nonce else None
 
 
 def request_token(value: str, cls: type[Broker]) -> str:
