@@ -99,7 +99,10 @@ class PersonService:
             return self.submit_code(event, account) if method == "POST" else self.show_code(event, account)
         except BackendError:
             return pages.failed(
-                account, "The login service did not answer in time; nothing was stored.", retry_href=None
+                account,
+                "The login service did not answer in time. Open the link again in a minute: it says "
+                "whether the login finished.",
+                retry_href=None,
             )
         except Exception:  # a page, never a stack trace; the log has the details (without the event)
             logger.exception("person page failed", extra={"account": account})
