@@ -25,8 +25,9 @@ class RefreshRequest:
     """What a run is asked to do.
 
     Example:
-        >>> parse_refresh_event({"accounts": ["angel-main"], "force": True})
-        RefreshRequest(accounts=('angel-main',), force=True, source=<Source.SCHEDULE: 'schedule'>, complete=None)
+        >>> request = parse_refresh_event({"accounts": ["angel-main"], "force": True})
+        >>> request.accounts, request.force, request.source, request.complete
+        (('angel-main',), True, <Source.SCHEDULE: 'schedule'>, None)
     """
 
     accounts: tuple[str, ...] | None = None

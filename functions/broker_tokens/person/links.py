@@ -89,7 +89,7 @@ def person_link(base_url: str, account: str, nonce: str) -> str:
     """The one-tap link a person opens: the person surface's start page for this account.
 
     Example:
-        >>> person_link("https://abc.lambda-url.ap-south-1.on.aws/", "blinkx-main", "N" * 43)[:62]
+        >>> person_link("https://abc.lambda-url.ap-south-1.on.aws/", "blinkx-main", "N" * 43)[:61]
         'https://abc.lambda-url.ap-south-1.on.aws/login/blinkx-main?n='
     """
     if not is_account_id(account):
@@ -101,8 +101,8 @@ def login_url_with_nonce(login_url: str, nonce: str) -> str:
     """A Kite-family login URL whose redirect will carry the nonce back (``redirect_params``).
 
     Example:
-        >>> login_url_with_nonce("https://kite.zerodha.com/connect/login?v=3&api_key=k", "N" * 43)[-20:]
-        'params=n%3DNNNNNNNNN'
+        >>> login_url_with_nonce("https://kite.zerodha.com/connect/login?v=3&api_key=k", "abc")
+        'https://kite.zerodha.com/connect/login?v=3&api_key=k&redirect_params=n%3Dabc'
     """
     separator = "&" if "?" in login_url else "?"
     return f"{login_url}{separator}redirect_params={quote(urlencode({NONCE_PARAM: nonce}), safe='')}"
