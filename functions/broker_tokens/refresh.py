@@ -392,7 +392,7 @@ class Refresher:
             )
         return outcome
 
-    def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int, keep_pending: bool = False) -> Outcome:
+    def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int) -> Outcome:
         cls = creds.broker_class
         attention = exc.kind is ErrorKind.PERMANENT
         state = AccountState.NEEDS_ATTENTION if attention else AccountState.FAILED
@@ -404,7 +404,6 @@ class Refresher:
             error_kind=exc.kind,
             error=message,
             needs_attention=attention,
-            keep_pending=keep_pending,
         )
         if attention:
             self.alerts.publish(
