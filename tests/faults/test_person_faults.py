@@ -25,12 +25,12 @@ ACCOUNT = "blinkx-1"
 
 
 def awaiting_with_a_good_token(
-    sim: BlinkXSimulator, harness: Harness, person: PersonPages, clock: WarpClock
+    sim: BlinkXSimulator, harness: Harness, person: PersonPages
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """The account logged in once through its link, then a forced login waiting for the person again."""
     me = blinkx_person(sim, harness, person, ACCOUNT)
     harness.refresher().run()
-    assert 'id="page-done"' in person.get(broker_login(sim, start(person, person.link(ACCOUNT)), me, clock)).text
+    assert 'id="page-done"' in person.get(broker_login(sim, start(person, person.link(ACCOUNT)), me)).text
     previous = harness.token(ACCOUNT) or {}
     assert harness.refresher().refresh(ACCOUNT, force=True).state is AccountState.AWAITING_LOGIN
     return me, previous
@@ -48,7 +48,7 @@ def test_a_forged_callback_changes_nothing_and_the_person_still_finishes(
     person: PersonPages,
     clock: WarpClock,
 ) -> None:
-    me, previous = awaiting_with_a_good_token(blinkx, harness, person, clock)
+    me, previous = awaiting_with_a_good_token(blinkx, harness, person)
     before, exchanges = harness.refresher().state.get(ACCOUNT), blinkx.count("session_token")
     forged = person.get(
         f"/callback/{ACCOUNT}?request_token=abcdefabcdef1234&action=login&status=success&n={secrets.token_urlsafe(32)}"
@@ -67,7 +67,7 @@ def test_a_callback_carrying_another_users_session_is_refused(
     person: PersonPages,
     clock: WarpClock,
 ) -> None:
-    me, previous = awaiting_with_a_good_token(blinkx, harness, person, clock)
+    me, previous = awaiting_with_a_good_token(blinkx, harness, person)
     them = stranger(blinkx)
     exchanges = blinkx.count("session_token")
     wrong = person.get(broker_login(blinkx, start(person, person.link(ACCOUNT)), them))
