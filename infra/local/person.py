@@ -21,21 +21,18 @@ from infra.local.simulators.totp import code_at
 TIMEOUT_SECONDS = 10
 
 
-def browser_login(sim: KiteSimulator, login_url: str, credentials: dict[str, Any], *, follow: bool) -> str:
+def browser_login(sim: KiteSimulator, login_url: str, credentials: dict[str, Any]) -> str:
     """Open the login URL, submit user id, password and TOTP; return where the broker sends the browser.
 
-    With ``follow`` the browser goes on to the app's redirect URL (the token API's /callback), which
-    finishes the login; without it, the redirect URL is returned for a person to paste into the CLI.
+    The redirect is not followed: it is what a person pastes into `broker-tokens login ACCOUNT VALUE`.
+    The whole person path through the alert's link is :func:`login_through_link`.
 
     Example:
-        >>> browser_login(sim, login_url, demo.credentials, follow=True)  # doctest: +SKIP
-        'http://127.0.0.1:8765/callback/blinkx-demo?request_token=...&action=login&status=success'
+        >>> browser_login(sim, login_url, demo.credentials)  # doctest: +SKIP
+        'http://127.0.0.1:8766/callback/blinkx-demo?request_token=...&action=login&status=success'
     """
     with requests.Session() as browser:
-        location = submit_login_form(browser, sim, login_url, credentials)
-        if follow:
-            browser.get(location, timeout=TIMEOUT_SECONDS * 3).raise_for_status()
-        return location
+        return submit_login_form(browser, sim, login_url, credentials)
 
 
 def submit_login_form(
