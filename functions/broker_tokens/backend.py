@@ -40,8 +40,11 @@ class RefreshBackend(Protocol):
     def refresh(self, account: str, force: bool) -> Outcome:
         """Log the account in (``force``: even when its token is fresh); the outcome, never raises for a broker."""
 
-    def complete(self, account: str, value: str, source: Source) -> Outcome:
-        """Finish a pending login with the request token or code the person supplied."""
+    def complete(self, account: str, value: str, source: Source, nonce: str | None = None) -> Outcome:
+        """Finish a pending login with the request token or code the person supplied (and their link's nonce)."""
+
+    def person_link(self, account: str) -> str | None:
+        """A new one-time link to the account's open person login, or None."""
 
 
 class LocalBackend:
@@ -60,9 +63,13 @@ class LocalBackend:
         """The Refresher's single-flight refresh, as the API's source."""
         return self.refresher.refresh(account, force=force, source=Source.API)
 
-    def complete(self, account: str, value: str, source: Source) -> Outcome:
+    def complete(self, account: str, value: str, source: Source, nonce: str | None = None) -> Outcome:
         """The Refresher's completion of a pending login."""
-        return self.refresher.complete(account, value, source=source)
+        return self.refresher.complete(account, value, source=source, nonce=nonce)
+
+    def person_link(self, account: str) -> str | None:
+        """The Refresher's new link to the open person login."""
+        return self.refresher.person_link(account)
 
 
 class LambdaBackend:
@@ -89,10 +96,17 @@ class LambdaBackend:
         """Invoke the refresher for this one account."""
         return self._invoke(account, {"accounts": [account], "force": force, "source": Source.API.value})
 
-    def complete(self, account: str, value: str, source: Source) -> Outcome:
+    def complete(self, account: str, value: str, source: Source, nonce: str | None = None) -> Outcome:
         """Invoke the refresher to finish the pending login (it holds the credentials the exchange needs)."""
-        register(value)
-        return self._invoke(account, {"complete": {"account": account, "value": value}, "source": source.value})
+        register(value, nonce)
+        complete = {"account": account, "value": value, **({"nonce": nonce} if nonce else {})}
+        return self._invoke(account, {"complete": complete, "source": source.value})
+
+    def person_link(self, account: str) -> str | None:
+        """Invoke the refresher to add a link to the open step (the API may not write the state table)."""
+        payload, raised = self.invoke({"link": {"account": account}})
+        link = payload.get("link") if isinstance(payload, dict) and not raised else None
+        return str(link) if link else None
 
     def invoke(self, event: Mapping[str, Any]) -> tuple[Any, bool]:
         """Run the refresher with ``event`` and wait: its answer, and whether it raised.

@@ -41,6 +41,8 @@ class Settings:
     trading_day_end: time = time(16, 0)
     retry_budget: timedelta = timedelta(seconds=150)
     max_workers: int = 16
+    # The person surface's base URL (its Function URL): alerts carry one-time links to it.
+    person_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,4 +61,5 @@ class Settings:
             trading_day_end=time(int(hour), int(minute or 0)),
             retry_budget=timedelta(seconds=_number(env, "RETRY_BUDGET_SECONDS", 150)),
             max_workers=int(_number(env, "REFRESH_MAX_WORKERS", 16)),
+            person_url=env.get("PERSON_URL") or None,
         )

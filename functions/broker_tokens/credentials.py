@@ -179,6 +179,10 @@ def validate_credentials(account: str, data: dict[str, Any], *, version: str | N
                 raise CredentialsError(account, key, "is missing")
             continue
         values[key] = _check_value(account, spec, data[key])
+    for group in cls.together:
+        absent = [key for key in group if key not in values]
+        if absent and len(absent) < len(group):
+            raise CredentialsError(account, absent[0], f"is missing: {' and '.join(group)} go together (or neither)")
     values["broker"] = cls.name
     register(*(str(values[key]) for key, spec in specs.items() if spec.is_secret and key in values))
     return Credentials(account=account, broker=cls.name, values=values, version=version)

@@ -1,10 +1,12 @@
 """The refresher's event: whatever EventBridge Scheduler sends, optionally naming accounts or forcing.
 
 Public contract (docs/contract.md): ``{"accounts": ["a", "b"], "force": false}``, both keys optional. The token
-API adds ``{"complete": {"account": ..., "value": ...}}`` when it hands a person-completed login to the
-refresher (which, unlike the API, may read credentials). The end-of-day schedule sends
-``{"action": "logout"}`` (optionally with ``accounts``): the same function logs the day's tokens out
-(``action`` defaults to ``refresh``, so every earlier event means what it meant).
+API and the person pages add ``{"complete": {"account": ..., "value": ..., "nonce": ...}}`` when they hand a
+person-completed login to the refresher (which, unlike them, may read credentials); ``nonce`` (the person
+link's, never logged) comes from the person pages only. ``{"link": {"account": ...}}`` asks for a new
+one-time link to the account's open person login (the token API, which may not write the state table).
+The end-of-day schedule sends ``{"action": "logout"}`` (optionally with ``accounts``): the same function
+logs the day's tokens out (``action`` defaults to ``refresh``, so every earlier event means what it meant).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class RefreshRequest:
     force: bool = False
     source: Source = Source.SCHEDULE
     complete: tuple[str, str] | None = None  # (account, request token or code)
+    nonce: str | None = None  # the person link's nonce that came with it (the person surface)
+    link: str | None = None  # an account whose open person login wants a new one-time link (the token API)
     logout: bool = False  # {"action": "logout"}: the end-of-day logout instead of a refresh
 
     @property
@@ -51,7 +55,13 @@ class RefreshRequest:
             >>> parse_refresh_event({}).scheduled_full_run, parse_refresh_event({"accounts": ["a1"]}).scheduled_full_run
             (True, False)
         """
-        return self.source is Source.SCHEDULE and self.accounts is None and self.complete is None and not self.logout
+        return (
+            self.source is Source.SCHEDULE
+            and self.accounts is None
+            and self.complete is None
+            and self.link is None
+            and not self.logout
+        )
 
 
 def parse_refresh_event(event: Any) -> RefreshRequest:
@@ -73,18 +83,30 @@ def parse_refresh_event(event: Any) -> RefreshRequest:
     if source not in {s.value for s in Source} or source == Source.LOGOUT.value:
         source = Source.SCHEDULE.value
     complete = event.get("complete")
-    pair = None
+    pair, nonce = None, None
     if complete is not None:
         if not isinstance(complete, Mapping) or not is_account_id(str(complete.get("account", ""))):
             raise EventError("'complete.account' must be an account id")
         if not isinstance(complete.get("value"), str) or not complete["value"]:
             raise EventError("'complete.value' must be the request token or code")
         pair = (str(complete["account"]), str(complete["value"]))
+        nonce = complete.get("nonce")
+        if nonce is not None and (not isinstance(nonce, str) or not nonce):
+            raise EventError("'complete.nonce' must be the person link's nonce")
+    link = event.get("link")
+    if link is not None and (not isinstance(link, Mapping) or not is_account_id(str(link.get("account", "")))):
+        raise EventError("'link.account' must be an account id")
     action = event.get("action", "refresh")
     if action not in ACTIONS:
         raise EventError("'action' must be 'refresh' or 'logout'")
-    if action == "logout" and (pair or force):
-        raise EventError("'action': 'logout' takes only 'accounts' (no 'force', no 'complete')")
+    if action == "logout" and (pair or force or link):
+        raise EventError("'action': 'logout' takes only 'accounts' (no 'force', 'complete' or 'link')")
     return RefreshRequest(
-        accounts=accounts or None, force=force, source=Source(source), complete=pair, logout=action == "logout"
+        link=str(link["account"]) if link is not None else None,
+        accounts=accounts or None,
+        force=force,
+        source=Source(source),
+        complete=pair,
+        nonce=nonce,
+        logout=action == "logout",
     )

@@ -16,6 +16,9 @@ from typing import Any
 from broker_tokens.errors import ErrorKind
 
 TOKEN_SCHEMA = 1
+# Failed completions (a wrong code, a login as another user...) a pending step takes before it closes:
+# then the next run starts a new login, with a new link or code.
+MAX_FAILED_COMPLETIONS = 5
 ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -110,7 +113,9 @@ class Session:
 class PendingStep:
     """A login a person must finish: a browser login or a code sent by e-mail or SMS.
 
-    ``ticket`` is the broker's interim token (never logged); ``login_url`` is safe to show.
+    ``ticket`` is the broker's interim token (never logged); ``login_url`` is safe to show (it never carries
+    a link nonce). ``nonce_hashes`` are the SHA-256 digests of the one-time person links that may finish
+    this step (see :mod:`broker_tokens.person.links`); ``failures`` counts its failed completions.
 
     Example:
         >>> PendingStep(AccountState.AWAITING_LOGIN, "open the login URL", login_url="https://x").state.value
@@ -122,6 +127,13 @@ class PendingStep:
     login_url: str | None = None
     ticket: str | None = None
     expires_at: datetime | None = None
+    nonce_hashes: tuple[str, ...] = ()
+    failures: int = 0
+
+    @property
+    def spent(self) -> bool:
+        """True once the step has taken MAX_FAILED_COMPLETIONS failed completions (it is then closed)."""
+        return self.failures >= MAX_FAILED_COMPLETIONS
 
 
 LoginResult = Session | PendingStep

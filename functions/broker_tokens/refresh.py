@@ -28,7 +28,19 @@ from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
 from broker_tokens.freshness import is_fresh, token_state
 from broker_tokens.logs import logger
-from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord, iso
+from broker_tokens.models import (
+    MAX_FAILED_COMPLETIONS,
+    AccountState,
+    LoginResult,
+    Outcome,
+    PendingStep,
+    Session,
+    Source,
+    TokenRecord,
+    iso,
+)
+from broker_tokens.person.links import admits, issue_link, new_nonce, person_link, with_link
+from broker_tokens.person.message import awaiting_message
 from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
@@ -149,10 +161,36 @@ class Refresher:
         """Make one account fresh; never raises, every failure becomes the outcome."""
         return self._timed(account, lambda: self._refresh(account, force, source))
 
-    def complete(self, account: str, value: str, *, source: Source = Source.CALLBACK) -> Outcome:
-        """Finish a person-completed login (BlinkX request token, AutoShares e-mailed code)."""
-        register(value)
-        return self._timed(account, lambda: self._complete(account, value, source))
+    def complete(
+        self, account: str, value: str, *, source: Source = Source.CALLBACK, nonce: str | None = None
+    ) -> Outcome:
+        """Finish a person-completed login (BlinkX request token, AutoShares e-mailed code).
+
+        ``nonce`` is the one-time person link's (the person surface always passes it): the login is
+        then finished only if that link belongs to the account's open step. Without it, the caller is
+        already trusted (an authorized API caller, the operator's CLI).
+        """
+        register(value, nonce)
+        return self._timed(account, lambda: self._complete(account, value, source, nonce))
+
+    def person_link(self, account: str) -> str | None:
+        """A new one-time link to the account's open person login, or None (no person pages, no open login).
+
+        The alert's own link is kept nowhere (only its hash), so showing a link again (`broker-tokens
+        login`, the token API's ``/login``) means adding another one to the same step.
+
+        Example:
+            >>> refresher.person_link("blinkx-main")  # doctest: +SKIP
+            'https://abc.lambda-url.ap-south-1.on.aws/login/blinkx-main?n=...'
+        """
+        if not self.settings.person_url:
+            return None
+        try:
+            version = self.secrets.credentials_metadata(account)[0]
+        except AccountNotFoundError:
+            return None
+        nonce = issue_link(self.state, account, version, self.clock.now())
+        return person_link(self.settings.person_url, account, nonce) if nonce else None
 
     def reset(self, account: str) -> AccountStatus:
         """Clear needs-attention so the next run tries again (for a person who fixed the cause)."""
@@ -221,14 +259,17 @@ class Refresher:
                 return skip
         return self._single_flight(creds, lambda: self._login(creds, force, source))
 
-    def _complete(self, account: str, value: str, source: Source) -> Outcome:
+    def _complete(self, account: str, value: str, source: Source, nonce: str | None) -> Outcome:
         try:
             creds = self._credentials(account)
         except (AccountNotFoundError, CredentialsError) as exc:
             return self._configuration_failure(account, exc)
-        step = self.state.get(account).pending_for(creds.version, self.clock.now())
 
         def finish() -> Outcome:
+            # Read under the lease: a completion that finished meanwhile has closed the step (single use).
+            step = self.state.get(account).pending_for(creds.version, self.clock.now())
+            if nonce is not None and not admits(step, nonce):
+                return self._refused(creds, "this link is not (or no longer) valid for an open login")
             broker = self.adapter_factory(creds)
             try:
                 session = broker.complete(step, value)
@@ -236,7 +277,7 @@ class Refresher:
                 # The request token or code is single-use: only the validation may be retried.
                 self.policy.run(lambda: broker.validate(session), self.clock)
             except BrokerError as exc:
-                return self._failure(creds, exc, logins=1, keep_pending=exc.kind is not ErrorKind.PERMANENT)
+                return self._failed_completion(creds, step, exc)
             finally:
                 broker.close()
             return self._success(creds, session, source, logins=1)
@@ -351,7 +392,7 @@ class Refresher:
             )
         return outcome
 
-    def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int, keep_pending: bool = False) -> Outcome:
+    def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int) -> Outcome:
         cls = creds.broker_class
         attention = exc.kind is ErrorKind.PERMANENT
         state = AccountState.NEEDS_ATTENTION if attention else AccountState.FAILED
@@ -363,7 +404,6 @@ class Refresher:
             error_kind=exc.kind,
             error=message,
             needs_attention=attention,
-            keep_pending=keep_pending,
         )
         if attention:
             self.alerts.publish(
@@ -382,15 +422,50 @@ class Refresher:
             error=message,
         )
 
+    def _failed_completion(self, creds: Credentials, step: PendingStep | None, exc: BrokerError) -> Outcome:
+        """A completion the broker refused: the open step stays open (one failure more), no breaker trips.
+
+        The value came from a person or a browser, not from the credentials: a wrong code, a stale or
+        forged request token, a login as another user say nothing about the stored secret. After
+        MAX_FAILED_COMPLETIONS the step closes and the next run starts a new login.
+        """
+        cls = creds.broker_class
+        message = scrub(f"{cls.title}: {exc}")
+        logger.warning("person login not completed", extra={"account": creds.account, "error_kind": exc.kind.value})
+        state, pending = AccountState.FAILED, None
+        if step is not None:  # with no open step (a paste after the fact) there is nothing to record
+            spent = MAX_FAILED_COMPLETIONS if cls.completion_spends_step else step.failures + 1
+            pending = replace(step, failures=spent)
+            state = step.state if not pending.spent else AccountState.FAILED
+            self._record(creds, 1, state=state, error_kind=exc.kind, error=message, pending=pending)
+        return Outcome(
+            creds.account,
+            cls.name,
+            state,
+            action="logged-in",
+            logins=1,
+            error_kind=exc.kind,
+            error=message,
+            login_url=pending.login_url if pending and state.awaits_person else None,
+        )
+
+    def _refused(self, creds: Credentials, reason: str) -> Outcome:
+        """A completion refused before any broker call (a wrong, used or expired link): nothing changes."""
+        outcome = self.describe(creds.account)
+        outcome.action = "refused"
+        outcome.error = f"{creds.account}: {reason}"
+        return outcome
+
     def _pending(self, creds: Credentials, step: PendingStep, logins: int) -> Outcome:
         cls = creds.broker_class
         register(step.ticket)
-        self._record(creds, logins, state=step.state, pending=step)
-        where = f"Log in at {step.login_url}" if step.login_url else step.message
-        self.alerts.publish(
-            f"broker-tokens: {creds.account} is {step.state.value}",
-            f"Account {creds.account} ({cls.title}) waits for you. {where}",
+        nonce = new_nonce()
+        self._record(creds, logins, state=step.state, pending=with_link(step, nonce))
+        link = person_link(self.settings.person_url, creds.account, nonce) if self.settings.person_url else None
+        message = awaiting_message(
+            creds.account, cls.title, step.state, link, expires_at=step.expires_at, zone=self.settings.market_timezone
         )
+        self.alerts.publish(message.subject, message.text, link=link)
         return Outcome(
             creds.account,
             cls.name,

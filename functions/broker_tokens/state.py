@@ -69,9 +69,9 @@ class AccountStatus:
         return self.needs_attention and self.credentials_version == credentials_version
 
     def pending_for(self, credentials_version: str | None, now: datetime) -> PendingStep | None:
-        """The person-completed step still open for these credentials, if any."""
+        """The person-completed step still open for these credentials, if any (not expired, not spent)."""
         step = self.pending
-        if step is None or self.credentials_version != credentials_version:
+        if step is None or self.credentials_version != credentials_version or step.spent:
             return None
         if step.expires_at is not None and step.expires_at <= now:
             return None
@@ -102,6 +102,8 @@ class AccountStatus:
                     "login_url": step.login_url,
                     "ticket": step.ticket,
                     "expires_at": iso(step.expires_at) if step.expires_at else None,
+                    "nonce_hashes": list(step.nonce_hashes) or None,
+                    "failures": step.failures or None,
                 }.items()
                 if value is not None
             }
@@ -131,6 +133,8 @@ class AccountStatus:
                 login_url=pending.get("login_url"),
                 ticket=pending.get("ticket"),
                 expires_at=parse_iso(pending["expires_at"]) if pending.get("expires_at") else None,
+                nonce_hashes=tuple(str(h) for h in pending.get("nonce_hashes") or ()),
+                failures=int(pending.get("failures", 0)),
             )
             if pending
             else None,

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from broker_tokens.events import RefreshRequest, parse_refresh_event
 from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.logs import logger
-from broker_tokens.models import AccountState, Source
+from broker_tokens.models import AccountState
 from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import container_refresher
 from broker_tokens.trading_days import packaged_calendar
@@ -41,14 +41,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     refresher = container_refresher()
     if request.logout:
         return end_of_day(refresher, request.accounts)
+    if request.link:
+        # A new one-time link for the token API to hand to a person; the answer is not logged.
+        return {"account": request.link, "link": refresher.person_link(request.link)}
     if request.complete:
         account, value = request.complete
-        report = Report([refresher.complete(account, value, source=request.source)])
+        report = Report([refresher.complete(account, value, source=request.source, nonce=request.nonce)])
     else:
         report = refresher.run(request.accounts, force=request.force, source=request.source)
     record_metrics(report, full_run=request.scheduled_full_run)
     logger.info("refresh report", extra={"report": report.to_dict()})
-    if not report.ok:
+    # A completion (the token API or the person pages invoking, RequestResponse) answers its outcome:
+    # there is nothing to retry (its code or request token is single-use), and the caller shows it.
+    if not report.ok and not request.complete:
         raise NotFreshError(report)
     return report.to_dict()
 
@@ -75,7 +80,7 @@ def closed_today(request: RefreshRequest, today: date | None = None) -> str | No
         >>> closed_today(RefreshRequest(force=True), date(2026, 1, 26)) is None
         True
     """
-    if request.logout or request.accounts or request.force or request.complete or request.source is not Source.SCHEDULE:
+    if not request.scheduled_full_run or request.force:
         return None
     zone = ZoneInfo(os.environ.get("MARKET_TIMEZONE") or "Asia/Kolkata")
     return packaged_calendar().why_closed(today or datetime.now(zone).date())

@@ -1,12 +1,13 @@
 """`python -m infra.local run [--keep] [--logout]`: what `make run` does.
 
 Starts the embedded stack, seeds a demo account per broker, runs the refresher handler as the 07:30 IST
-schedule would and prints the accounts. Then it plays the person two logins wait for: it logs in to
-BlinkX in a "browser" (the broker redirects to the token API's /callback) and submits AutoShares' e-mailed
-code with `broker-tokens verify`, and prints the accounts again, with how an app reads a token. Then it
-stops (or, with --keep, stays up until Ctrl-C for a developer to play with). With --logout (`make run
-LOGOUT=1`) it also runs the end-of-day logout as the 23:59 IST schedule would, shows that each old token
-is refused at its simulator, and runs the refresher again, as the next morning's schedule would.
+schedule would and prints the accounts. Then it plays the person two logins wait for, through the one-tap
+links of their alerts: it opens BlinkX's link and logs in on the broker's page (which redirects back to the
+person pages' /callback), and opens AutoShares' link and types the e-mailed code into its form; then it
+prints the accounts again, with how an app reads a token. Then it stops (or, with --keep, stays up until
+Ctrl-C for a developer to play with). With --logout (`make run LOGOUT=1`) it also runs the
+end-of-day logout as the 23:59 IST schedule would, shows that each old token is refused at its
+simulator, and runs the refresher again, as the next morning's schedule would.
 
 Exit status: 0 unless an account failed or needs attention.
 """
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
+import re
 import signal
 import sys
 import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from broker_tokens.cli import main as cli
 from broker_tokens.cli.local import demo_login_lines
 from broker_tokens.cli.localstate import DEMO_MODULE, running_state, state_path
 from broker_tokens.credentials import parse_credentials
@@ -35,9 +37,9 @@ from broker_tokens.runtime import build_refresher
 from broker_tokens.table import outcome_table
 from infra.local.demo import DemoAccount, demo_run_event
 from infra.local.front import DEFAULT_PORT as DEFAULT_FRONT_PORT
-from infra.local.front import demo_access
+from infra.local.front import PERSON_PORT, demo_access
 from infra.local.lambda_context import LocalLambdaContext
-from infra.local.person import browser_login, emailed_code
+from infra.local.person import code_through_link, emailed_code, login_through_link
 from infra.local.session import StackRecord, demo_logins, open_demo
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import KiteSimulator
@@ -48,12 +50,13 @@ from refresher.app import lambda_handler
 def run(keep: bool, port: int = DEFAULT_FRONT_PORT, *, logout: bool = False) -> int:
     """Start, seed, refresh, show; returns the process exit code."""
     colour = sys.stdout.isatty()
-    with LocalStack(front_port=port) as stack:
+    with LocalStack(front_port=port, person_port=PERSON_PORT) as stack:
         print("broker-tokens embedded stack (all on 127.0.0.1, no AWS account used)")
         print(f"  {'moto (Secrets Manager, DynamoDB, SNS, KMS, SQS)':<50}{stack.moto.endpoint}")
         for name, sim in stack.simulators.items():
             print(f"  {name + ' simulator':<50}{sim.url}")
         print(f"  {'token API (a local Function URL)':<50}{stack.front.url}")
+        print(f"  {'person pages (a second, public Function URL)':<50}{stack.person_url}")
         demos = open_demo(stack)
         print(f"Seeded {len(demos)} demo account(s): " + ", ".join(f"{d.account} ({d.broker})" for d in demos))
         print("Running the refresher as the 07:30 IST schedule would...\n")
@@ -167,22 +170,40 @@ def keep_serving(stack: LocalStack, demos: list[DemoAccount]) -> None:
 
 
 def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
-    """Play the person: a browser login for each awaiting Kite-family account, the e-mailed code for ETNA."""
+    """Play the person, through each alert's one-tap link: a browser login for each awaiting Kite-family
+    account, the e-mailed code for ETNA."""
     refresher = build_refresher()
     for demo in demos:
-        outcome = refresher.describe(demo.account)
+        state = refresher.describe(demo.account).state
         sim = stack.simulators.get(demo.broker)
-        if outcome.state is AccountState.AWAITING_LOGIN and isinstance(sim, KiteSimulator) and outcome.login_url:
-            print(f"\n{demo.account}: a person opens {outcome.login_url}")
-            print(f"  and logs in as {demo.credentials['user_id']}; {demo.broker} redirects the browser to")
-            location = browser_login(sim, outcome.login_url, demo.credentials, follow=True)
-            print(f"  {location.split('?')[0]}?request_token=..., which finishes the login.")
-        elif outcome.state is AccountState.AWAITING_VERIFICATION and isinstance(sim, AutoSharesSimulator):
-            code = emailed_code(sim, demo.credentials["username"])
-            print(f"\n{demo.account}: the broker e-mailed a code; a person types it in:")
-            print(f"$ broker-tokens verify {demo.account} <code from the e-mail>")
-            sys.stdout.flush()
-            cli(["verify", demo.account, code])
+        if not state.awaits_person:
+            continue
+        link = stack.person_link(demo.account)
+        if link is None:
+            print(f"\n{demo.account}: {state.value}, but its alert carries no link")
+            continue
+        print(f"\n{demo.account} is {state.value}; the alert's one-tap link:\n  {link}")
+        if state is AccountState.AWAITING_LOGIN and isinstance(sim, KiteSimulator):
+            print(f"  A person opens it, taps 'Log in at {demo.broker}', logs in as {demo.credentials['user_id']},")
+            print("  and the broker redirects back to the person pages' /callback/" + demo.account)
+            page = login_through_link(sim, link, demo.credentials)
+        elif state is AccountState.AWAITING_VERIFICATION and isinstance(sim, AutoSharesSimulator):
+            print("  A person opens it and types the code the broker e-mailed.")
+            page = code_through_link(link, emailed_code(sim, demo.credentials["username"]))
+        else:
+            continue
+        print(f"  The page says: {page_heading(page.text)}")
+
+
+def page_heading(page: str) -> str:
+    """The text of a page's first heading (what a person reads first).
+
+    Example:
+        >>> page_heading("<main><h1>Done: a &amp; b</h1></main>")
+        'Done: a & b'
+    """
+    found = re.search(r"<h1>(.*?)</h1>", page, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))) if found else "(no heading)"
 
 
 def explain_expiring(report: Report) -> None:

@@ -99,14 +99,14 @@ def autoshares_demos(sim: SimulatorServer) -> list[DemoAccount]:
     return demos
 
 
-# The token API front's usual address; point_callbacks_at() names the running front once it is up.
+# The person pages' usual address; point_callbacks_at() names the running front once it is up.
 # Zerodha's demo never follows its redirect; BlinkX's person does.
-TOKEN_API_LOCAL_URL = "http://127.0.0.1:8765"
+PERSON_LOCAL_URL = "http://127.0.0.1:8766"
 
 
 def kite_callback_url(account: str) -> str:
-    """The redirect URL a Kite-family app registers: the token API's ``/callback/{account}``."""
-    return f"{TOKEN_API_LOCAL_URL}/callback/{account}"
+    """The redirect URL a Kite-family app registers: the person pages' ``/callback/{account}``."""
+    return f"{PERSON_LOCAL_URL}/callback/{account}"
 
 
 def zerodha_demo(sim: SimulatorServer) -> DemoAccount:
@@ -184,12 +184,12 @@ def create_credentials_secret(client: Any, prefix: str, demo: DemoAccount) -> No
     )
 
 
-def point_callbacks_at(front_url: str, simulators: dict[str, SimulatorServer], demos: list[DemoAccount]) -> None:
-    """Register each Kite-family demo app's redirect URL as the running token API's /callback/{account}."""
+def point_callbacks_at(person_url: str, simulators: dict[str, SimulatorServer], demos: list[DemoAccount]) -> None:
+    """Register each Kite-family demo app's redirect URL as the running person pages' /callback/{account}."""
     for demo in demos:
         sim = simulators.get(demo.broker)
         if isinstance(sim, KiteSimulator):
-            sim.set_redirect_url(demo.credentials["api_key"], f"{front_url}/callback/{demo.account}")
+            sim.set_redirect_url(demo.credentials["api_key"], f"{person_url}/callback/{demo.account}")
 
 
 def demo_run_event() -> dict[str, Any]:

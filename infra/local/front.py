@@ -49,8 +49,10 @@ from infra.local.loopback import LoopbackHandler, LoopbackServer
 from infra.local.template import LocalResources
 from token_api.app import lambda_handler
 
-# The port the demo's Kite-family apps register as their redirect (falls back to any free port).
+# The token API's usual port, and the person pages' (where the demo's Kite-family apps redirect);
+# each falls back to any free port when taken.
 DEFAULT_PORT = 8765
+PERSON_PORT = 8766
 # Lambda's synchronous invocation payload limit: a Function URL refuses larger requests itself.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 LOCAL_ACCOUNT_ID = "000000000000"
@@ -232,6 +234,7 @@ class LocalFront:
         host: str = "127.0.0.1",
         port: int = 0,
         region: str = "ap-south-1",
+        function_name: str = "broker-tokens-token-api",
     ):
         if auth_mode not in ("api_key", "iam"):
             raise ValueError("auth_mode must be 'api_key' or 'iam'")
@@ -239,6 +242,7 @@ class LocalFront:
         self.handler = handler
         self.auth_mode = auth_mode
         self.region = region
+        self.function_name = function_name
         self._address = (host, port)
         self._identities: dict[str, Identity] = {}
         self._server: _Server | None = None
@@ -312,7 +316,7 @@ class LocalFront:
             access_key=identity.access_key if identity else None,
         )
         try:
-            result = self.handler(event, LocalLambdaContext("broker-tokens-token-api", timeout_seconds=120))
+            result = self.handler(event, LocalLambdaContext(self.function_name, timeout_seconds=120))
         except Exception:  # a function error: the Function URL answers 502, the details stay in the log
             logger.exception("token api front: the function raised")
             return _plain(502, {"Message": "Internal Server Error"})

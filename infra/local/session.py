@@ -30,13 +30,13 @@ PERSON_LOGIN_KEYS = ("user_id", "password", "totp_secret")
 
 
 def open_demo(stack: LocalStack) -> list[DemoAccount]:
-    """Seed the demo accounts and point the Kite-family apps' redirects at this stack's token API.
+    """Seed the demo accounts and point the Kite-family apps' redirects at this stack's person pages.
 
     Example:
         >>> demos = open_demo(stack)  # doctest: +SKIP
     """
     demos = seed_demo_accounts(stack.simulators, stack.moto.client("secretsmanager"), stack.prefix)
-    point_callbacks_at(stack.front.url, stack.simulators, demos)
+    point_callbacks_at(stack.person_url, stack.simulators, demos)
     return demos
 
 
@@ -89,6 +89,7 @@ class StackRecord:
             "moto": stack.moto.endpoint,
             "simulators": {name: sim.url for name, sim in stack.simulators.items()},
             "token_api": stack.front.url,
+            "person_pages": stack.person_url,
             # The refresher function behind the stack's Invoke endpoint (AWS_ENDPOINT_URL_LAMBDA):
             # REFRESHER_FUNCTION_NAME=<this> makes `refresh` run there, as with a deployed stack.
             "refresher_function": stack.resources.names["RefresherFunction"] if stack.resources else None,

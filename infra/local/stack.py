@@ -12,8 +12,13 @@ import time
 from types import TracebackType
 from typing import Any, Self
 
+from broker_tokens.backend import LocalBackend
 from broker_tokens.clock import SYSTEM_CLOCK
+from broker_tokens.config import Settings
+from broker_tokens.person.runtime import build_person_service, install_person
+from broker_tokens.runtime import build_refresher
 from infra.local.front import LocalFront, local_token_api
+from infra.local.inbox import AlertInbox
 from infra.local.invoke import LocalFunctions
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
@@ -23,6 +28,7 @@ from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
+from person_pages.app import lambda_handler as person_handler
 from refresher.app import lambda_handler as refresher_handler
 
 # One simulator per broker; a new broker adds its line here (and a demo account in demo.py).
@@ -55,11 +61,15 @@ class LocalStack:
         prefix: str = "broker-tokens",
         moto: MotoServer | None = None,
         front_port: int = 0,
+        person_port: int = 0,
         auth_mode: str = "api_key",
     ):
         self.clock = clock
         # The token API's local front (Function URL events to token_api.app); `front.url` once started.
         self.front = LocalFront(port=front_port, auth_mode=auth_mode)
+        # The person pages' own public front (person_pages.app), as their second Function URL.
+        self.person_front = LocalFront(handler=person_handler, port=person_port, function_name="broker-tokens-person")
+        self.inbox: AlertInbox | None = None
         self.prefix = prefix
         self.moto = moto or MotoServer()
         self._owns_moto = moto is None
@@ -74,12 +84,15 @@ class LocalStack:
         self.moto.start()
         os.environ.update(self.moto.environment())
         self.resources = provision(self.moto.session(), parameters={"SecretPrefix": self.prefix})
+        self.person_front.start()  # first: the refresher's alerts carry its URL
         self.environment = {
             **self.resources.environment("RefresherFunction"),
             **self.moto.environment(),
             "BROKER_HTTP_TIMEOUT_SECONDS": LOCAL_HTTP_TIMEOUT_SECONDS,
+            "PERSON_URL": self.person_front.url + "/",
         }
         os.environ.update(self.environment)
+        self.inbox = AlertInbox(self.moto.session(), self.resources.topic_arn)
         self.simulators = {name: simulator(clock=self.clock).start() for name, simulator in SIMULATORS.items()}
         api_clock = self.clock if hasattr(self.clock, "now") else SYSTEM_CLOCK
         self.front.api = local_token_api(
@@ -91,14 +104,39 @@ class LocalStack:
         # A client that names REFRESHER_FUNCTION_NAME reaches it here, through the real Invoke API.
         self.environment["AWS_ENDPOINT_URL_LAMBDA"] = self.functions.url
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.functions.url
+        # The person function's own environment; completions run here, in the refresher's (LocalBackend).
+        refresher = build_refresher(Settings.from_env(self.environment), api_clock)
+        person_env = {**self.resources.environment("PersonPagesFunction"), **self.moto.environment()}
+        person_env.pop("REFRESHER_FUNCTION_NAME", None)
+        install_person(build_person_service(person_env, clock=api_clock, backend=LocalBackend(refresher)))
         return self
 
+    @property
+    def person_url(self) -> str:
+        """The person pages' base URL (register ``{person_url}/callback/{account}`` as a Kite app's redirect)."""
+        return self.person_front.url
+
+    def person_link(self, account: str, *, fresh: bool = False) -> str | None:
+        """The one-tap link of an account that awaits a person: the one in its newest alert, as the person
+        got it; with ``fresh``, a new link to the same open step (what `broker-tokens login ACCOUNT` prints).
+        None when nothing awaits.
+
+        Example:
+            >>> stack.person_link("blinkx-demo")  # doctest: +SKIP
+            'http://127.0.0.1:8766/login/blinkx-demo?n=...'
+        """
+        if not fresh and self.inbox is not None:
+            return self.inbox.link(account)
+        return build_refresher(Settings.from_env(self.environment)).person_link(account)
+
     def stop(self) -> None:
-        """Stop the token API front, the simulators (and moto, when this stack started it)."""
+        """Stop the fronts, the simulators (and moto, when this stack started it)."""
         self.front.stop()
         if self.functions is not None:
             self.functions.stop()
             self.functions = None
+        self.person_front.stop()
+        install_person(None)
         for simulator in self.simulators.values():
             simulator.stop()
         self.simulators = {}

@@ -397,6 +397,11 @@ def provision(
             function_name = f"{stack_name}-{logical_id}"
             names[logical_id] = function_name
             names[f"{logical_id}.Arn"] = f"arn:{partition}:lambda:{region}:{account}:function:{function_name}"
+    # Function URLs are served by local fronts whose ports are known only once they run: a placeholder
+    # here, which the stack replaces (PERSON_URL) when its front is up.
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::Lambda::Url":
+            names[f"{logical_id}.FunctionUrl"] = f"http://{logical_id.lower()}.invalid/"
     return LocalResources(
         table_name=names["StateTable"],
         topic_arn=names["AlertTopic"],

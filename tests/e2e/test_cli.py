@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import boto3
 import pyotp
 import pytest
 import requests
+from infra.local.person import PageElements
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import ManualClock
 from infra.local.simulators.tradejini import TradejiniSimulator
@@ -339,36 +340,38 @@ def test_a_rejected_login_exits_1_and_reset_clears_needs_attention(
 # -- logins a person finishes -------------------------------------------------------------------------------
 
 
-def test_login_prints_the_url_and_finishes_with_the_redirect(
+def test_login_prints_the_one_tap_link_and_finishes_with_the_redirect(
     local_env: dict[str, str], aws: boto3.Session, stack: dict[str, Any]
 ) -> None:
     started = run_cli("login", "blinkx-demo", env=local_env)
     assert started.returncode == 0, started.stderr
-    login_url = started.stdout.strip()
-    assert "/connect/login?" in login_url
-    # The person: the simulator's login form, answered as a browser would, up to the redirect.
+    link = started.stdout.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login/blinkx-demo\?n=[\w-]{43}", link), link
+    # The person: the link's page, its "Log in" button, the broker's form answered as a browser would.
+    start = requests.get(link, timeout=10)
+    assert start.status_code == 200 and start.headers["Cache-Control"] == "no-store"
+    login_url = PageElements(start.text).by_id("login")["href"]
     creds = credentials(aws, stack, "blinkx-demo")
+    page = requests.get(login_url, timeout=10)
+    _, hidden = PageElements(page.text).form()
+    form = {**hidden, "user_id": creds["user_id"], "password": creds["password"]}
+    form["totp"] = pyotp.TOTP(creds["totp_secret"]).now()
     parts = urlsplit(login_url)
-    form = {
-        "v": "3",
-        "api_key": parse_qs(parts.query)["api_key"][0],
-        "user_id": creds["user_id"],
-        "password": creds["password"],
-        "totp": pyotp.TOTP(creds["totp_secret"]).now(),
-    }
     answer = requests.post(
         f"{parts.scheme}://{parts.netloc}/connect/login", data=form, allow_redirects=False, timeout=10
     )
     redirect = answer.headers["Location"]
-    assert "request_token=" in redirect
+    assert "request_token=" in redirect and "/callback/blinkx-demo?" in redirect
     bad = run_cli("login", "blinkx-demo", "https://example.com/cb?action=login&status=cancelled", env=local_env)
     assert "status" in assert_one_line_error(bad)
+    # Instead of following the redirect to the person pages, paste it into the CLI (the operator's path).
     finished = run_cli("login", "blinkx-demo", redirect, env=local_env)
     # Between midnight and 06:00 IST a Kite token is already "expiring" (it dies at 06:00): exit 1 then.
     state = finished.stdout.splitlines()[1].split()[2]
     assert state in ("fresh", "expiring"), finished.stdout + finished.stderr
     assert finished.returncode == (0 if state == "fresh" else 1)
     assert run_cli("token", "blinkx-demo", "--header", env=local_env).stdout.startswith("token ")
+    assert requests.get(link, timeout=10).status_code == 403  # the login is over: its link is dead
     not_browser = run_cli("login", "angel-demo", env=local_env)
     assert "without a browser" in assert_one_line_error(not_browser)
 

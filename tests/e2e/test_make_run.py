@@ -78,8 +78,11 @@ def test_the_scheduled_run_table(demo: subprocess.CompletedProcess[str]) -> None
 
 def test_person_logins_finish_and_every_account_ends_usable(demo: subprocess.CompletedProcess[str]) -> None:
     _, final = tables(demo.stdout)
-    assert "$ broker-tokens verify etna-2fa-demo" in demo.stdout
-    assert "/callback/blinkx-demo?request_token=" in demo.stdout
+    # Both person logins go through the one-tap links of their alerts, and each ends on the done page.
+    for account in ("etna-2fa-demo", "blinkx-demo"):
+        assert re.search(rf"http://127\.0\.0\.1:\d+/login/{account}\?n=[\w-]{{43}}", demo.stdout), account
+    assert "The page says: Done: etna-2fa-demo is fresh until" in demo.stdout
+    assert "The page says: Done: blinkx-demo is" in demo.stdout
     assert final == {
         "angel-demo": "fresh",
         "blinkx-demo": kite_state_now(),

@@ -65,5 +65,5 @@ def test_no_server_error_and_no_secret(fuzz_api: Api) -> None:
         )(given(case=operation.as_strategy())(send))
         run()
     print(f"fuzzed {sum(tried.values())} requests over {len(tried)} operations: {len(failures)} server errors or leaks")
-    assert len(tried) >= 8, tried
+    assert len(tried) >= 7, tried  # every operation of the document (the callback is the person pages')
     assert not failures, failures[:10]

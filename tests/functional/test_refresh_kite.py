@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,7 @@ from broker_tokens.clock import WarpClock
 from broker_tokens.credentials import validate_credentials
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, PendingStep, parse_iso
+from broker_tokens.person.links import issue_link
 from tests.support.accounts import call_with_record, kite_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
@@ -184,7 +186,7 @@ def test_zerodha_web_login_off_waits_for_a_person(
     assert outcome.login_url == f"{zerodha.login_url}?v=3&api_key=kite-key-1"
     assert zerodha.requests == []
     assert "<form" in requests.get(outcome.login_url, timeout=TIMEOUT).text
-    redirect = browser_login(zerodha, outcome.login_url, credentials, follow=False)
+    redirect = browser_login(zerodha, outcome.login_url, credentials)
     assert harness.refresher().complete("zerodha-1", redirect).state is AccountState.FRESH
 
 
@@ -202,7 +204,7 @@ def test_blinkx_run_waits_then_the_callback_completes(blinkx: BlinkXSimulator, h
     assert still.state is AccountState.AWAITING_LOGIN and still.logins == 0
 
     assert "<form" in requests.get(outcome.login_url, timeout=TIMEOUT).text
-    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    redirect = browser_login(blinkx, outcome.login_url, credentials)
     assert urlsplit(redirect).path == "/callback/blinkx-1" and "request_token=" in redirect
     done = harness.refresher().complete("blinkx-1", redirect)
     assert done.state is AccountState.FRESH and done.logins == 1
@@ -221,10 +223,10 @@ def test_blinkx_newest_login_wins(blinkx: BlinkXSimulator, harness: Harness) -> 
     credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     [outcome] = harness.refresher().run().outcomes
     assert outcome.login_url
-    harness.refresher().complete("blinkx-1", browser_login(blinkx, outcome.login_url, credentials, follow=False))
+    harness.refresher().complete("blinkx-1", browser_login(blinkx, outcome.login_url, credentials))
     first = harness.token("blinkx-1")
     # The same person logs in again (say, from another tool using the same app): the first token dies.
-    again = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    again = browser_login(blinkx, outcome.login_url, credentials)
     token = parse_qs(urlsplit(again).query)["request_token"][0]
     assert harness.refresher().complete("blinkx-1", token).state is AccountState.FRESH
     second = harness.token("blinkx-1")
@@ -237,32 +239,39 @@ def test_blinkx_used_request_token_needs_a_new_login(blinkx: BlinkXSimulator, ha
     credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     [outcome] = harness.refresher().run().outcomes
     assert outcome.login_url
-    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    redirect = browser_login(blinkx, outcome.login_url, credentials)
     assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
     again = harness.refresher().complete("blinkx-1", redirect)  # the same redirect, replayed
-    assert again.state is AccountState.NEEDS_ATTENTION and "log in again" in (again.error or "")
+    assert again.state is AccountState.FAILED and "log in again" in (again.error or "")
+    # A failed completion never trips the breaker, nor touches the account's recorded state.
+    assert harness.refresher().describe("blinkx-1").state is AccountState.FRESH
     assert profile_with(blinkx, harness.token("blinkx-1") or {}).status_code == 200  # the good token stays
-    redirect = browser_login(blinkx, outcome.login_url, credentials, follow=False)
+    redirect = browser_login(blinkx, outcome.login_url, credentials)
     fresh = harness.refresher().complete("blinkx-1", redirect)
     assert fresh.state is AccountState.FRESH
 
 
 def test_blinkx_login_as_another_user_is_refused(blinkx: BlinkXSimulator, harness: Harness) -> None:
-    kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    mine = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     other = kite_account(blinkx, harness, "blinkx-2", user_id="BX9999", api_key="kite-key-2", person_only=True)
     [outcome] = harness.refresher().run(["blinkx-1"]).outcomes
     assert outcome.login_url
-    redirect = browser_login(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"}, follow=False)
+    redirect = browser_login(blinkx, outcome.login_url, {**other, "api_key": "kite-key-1"})
     wrong = harness.refresher().complete("blinkx-1", redirect)
-    assert wrong.state is AccountState.NEEDS_ATTENTION and "BX9999" in (wrong.error or "")
+    # Refused at the exchange (its user_id), before any validation; the other user's id is not repeated.
+    assert wrong.state is AccountState.AWAITING_LOGIN and "another user" in (wrong.error or "")
+    assert "BX9999" not in (wrong.error or "") and blinkx.count("profile") == 0
     assert harness.token("blinkx-1") is None
+    # The login stays open: the real person still finishes it.
+    redirect = browser_login(blinkx, outcome.login_url, mine)
+    assert harness.refresher().complete("blinkx-1", redirect).state is AccountState.FRESH
 
 
 def test_blinkx_bad_paste_keeps_the_login_open(blinkx: BlinkXSimulator, harness: Harness) -> None:
     kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
     harness.refresher().run()
     failed = harness.refresher().complete("blinkx-1", "https://example.com/cb?action=login&status=success")
-    assert failed.state is AccountState.FAILED and failed.error_kind is ErrorKind.CONFIGURATION
+    assert failed.state is AccountState.AWAITING_LOGIN and failed.error_kind is ErrorKind.CONFIGURATION
     [outcome] = harness.refresher().run().outcomes
     assert outcome.state is AccountState.AWAITING_LOGIN and outcome.logins == 0
 
@@ -312,7 +321,7 @@ def test_expiry_is_the_next_0600_ist_on_both_sides(login_ist: datetime, expiry_i
         adapter = BlinkX(validate_credentials("blinkx-1", credentials), clock=clock)
         step = adapter.login()
         assert isinstance(step, PendingStep) and step.login_url is not None
-        session = adapter.complete(step, browser_login(sim, step.login_url, {**credentials, **PERSON}, follow=False))
+        session = adapter.complete(step, browser_login(sim, step.login_url, {**credentials, **PERSON}))
         adapter.validate(session)
         adapter.close()
         assert session.expires_at == expiry_ist
@@ -322,3 +331,23 @@ def test_expiry_is_the_next_0600_ist_on_both_sides(login_ist: datetime, expiry_i
         assert profile_with(sim, record).status_code == 200
         clock.set(expiry_ist.timestamp())
         assert profile_with(sim, record).status_code == 403
+
+
+# ----- person links: the refresher checks the link again, under the lease ------------------------------
+
+
+def test_a_completion_with_a_link_not_of_this_step_changes_nothing(blinkx: BlinkXSimulator, harness: Harness) -> None:
+    credentials = kite_account(blinkx, harness, "blinkx-1", user_id="BX1234", person_only=True)
+    [outcome] = harness.refresher().run().outcomes
+    assert outcome.login_url
+    redirect = browser_login(blinkx, outcome.login_url, credentials)
+    refresher = harness.refresher()
+    before = refresher.state.get("blinkx-1")
+    for nonce in (secrets.token_urlsafe(32), "", "x" * 43):
+        refused = refresher.complete("blinkx-1", redirect, nonce=nonce)
+        assert refused.action == "refused" and refused.state is AccountState.AWAITING_LOGIN
+    assert blinkx.exchanges("BX1234") == 0 and refresher.state.get("blinkx-1") == before
+    nonce = issue_link(refresher.state, "blinkx-1", before.credentials_version, refresher.clock.now())
+    assert nonce and refresher.complete("blinkx-1", redirect, nonce=nonce).state is AccountState.FRESH
+    # Single use: the step is closed, so the same link no longer finishes anything.
+    assert refresher.complete("blinkx-1", redirect, nonce=nonce).action == "refused"

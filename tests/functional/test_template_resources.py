@@ -71,8 +71,14 @@ def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> 
         "POWERTOOLS_METRICS_NAMESPACE": "BrokerTokens",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "MARKET_TIMEZONE": "Asia/Kolkata",
+        # The person pages' URL is served by a local front: a placeholder until the stack starts it.
+        "PERSON_URL": "http://personpagesfunctionurl.invalid/",
+        "ZERODHA_WEB_LOGIN": "on",
     }
-    assert api == {**refresher, "AUTH_MODE": "api_key", "REFRESHER_FUNCTION_NAME": "t1-RefresherFunction"}
+    shared = {key: value for key, value in refresher.items() if key not in ("PERSON_URL", "ZERODHA_WEB_LOGIN")}
+    assert api == {**shared, "AUTH_MODE": "api_key", "REFRESHER_FUNCTION_NAME": "t1-RefresherFunction"}
+    person = resources.environment("PersonPagesFunction")
+    assert person == {**shared, "REFRESHER_FUNCTION_NAME": "t1-refresher"}
 
 
 def test_the_code_can_use_what_was_provisioned(session: boto3.Session) -> None:

@@ -80,13 +80,13 @@ def test_a_registered_role_is_held_to_its_scope(iam_api: Api, angel1: dict[str, 
     assert refused.value.status == 403 and refused.value.error == "forbidden"
 
 
-def test_the_callback_needs_no_caller_in_iam_mode(iam_api: Api, angel1: dict[str, Any]) -> None:
-    # Behind an AWS_IAM URL the browser cannot reach it unsigned (see docs/token-api.md); the function
-    # itself asks for no caller: this account awaits no login, so it says exactly that.
+def test_the_token_api_serves_no_callback_in_iam_mode(iam_api: Api, angel1: dict[str, Any]) -> None:
+    # Behind an AWS_IAM URL a browser cannot reach the API unsigned; the broker's redirect goes to the
+    # person pages' own public URL instead, so the API function has no such route at all.
     assert iam_api.front.api is not None
     event = function_url_event("GET", "/callback/angel-1?request_token=abcdefgh1234&status=success", [], b"")
     answer = iam_api.front.api.handle(event, LocalLambdaContext("token-api"))  # type: ignore[arg-type]
-    assert answer["statusCode"] == 409 and "not awaiting a login" in answer["body"]
+    assert answer["statusCode"] == 404
 
 
 def test_the_api_key_client(api: Api, angel1: dict[str, Any], harness: Harness) -> None:

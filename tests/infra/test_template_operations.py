@@ -40,6 +40,7 @@ ALWAYS_OUTPUTS = {
     "RefresherFunctionName",
     "TokenApiFunctionName",
     "TokenApiUrl",
+    "PersonUrl",
     "StateTableName",
     "AlertTopicArn",
     "SecretsKeyArn",
@@ -188,12 +189,12 @@ def test_static_egress_puts_both_functions_behind_one_nat_with_an_elastic_ip(
     assert on.properties("PublicSubnetRoutes") == {"SubnetId": "<PublicSubnet>", "RouteTableId": "<PublicRouteTable>"}
     for subnet in ("PrivateSubnetA", "PrivateSubnetB"):
         assert on.properties(f"{subnet}Routes") == {"SubnetId": f"<{subnet}>", "RouteTableId": "<PrivateRouteTable>"}
-    for function in ("RefresherFunction", "TokenApiFunction"):
+    for function in ("RefresherFunction", "TokenApiFunction", "PersonPagesFunction"):
         assert on.properties(function)["VpcConfig"] == {
             "SecurityGroupIds": ["<FunctionSecurityGroup>"],
             "SubnetIds": ["<PrivateSubnetA>", "<PrivateSubnetB>"],
         }
-    for role in ("RefresherRole", "TokenApiRole"):
+    for role in ("RefresherRole", "TokenApiRole", "PersonPagesRole"):
         assert on.properties(role)["ManagedPolicyArns"] == [
             "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
         ]

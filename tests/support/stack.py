@@ -97,7 +97,7 @@ def demo_stack(auth_mode: str = "api_key") -> Iterator[DemoStack]:
     try:
         with LocalStack(moto=moto, auth_mode=auth_mode) as running:
             demos = seed_demo_accounts(running.simulators, running.moto.client("secretsmanager"), running.prefix)
-            point_callbacks_at(running.front.url, running.simulators, demos)
+            point_callbacks_at(running.person_url, running.simulators, demos)
             for demo in demos:
                 remember_secret(*(str(v) for k, v in demo.credentials.items() if k in SECRET_KEYS))
             # The demo's person-completed logins wait for a person, as they should: the run says so.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import requests
@@ -171,8 +171,24 @@ def test_blinkx_login_is_a_pending_step_with_the_login_url() -> None:
     step = BlinkX(creds(BLINKX, "blinkx-1")).login()
     assert isinstance(step, PendingStep) and step.state is AccountState.AWAITING_LOGIN
     assert step.login_url == "https://api.blinkx.in/connect/login?v=3&api_key=bx-key"
-    assert step.expires_at is None
+    # The step, and every link to it, closes with the person window (past the three morning runs).
+    assert step.expires_at is not None
+    assert timedelta(minutes=119) < step.expires_at - datetime.now(UTC) <= timedelta(hours=2)
     assert "/callback/blinkx-1" in step.message and "broker-tokens login blinkx-1" in step.message
+
+
+def test_zerodha_without_password_and_totp_is_logged_in_by_a_person() -> None:
+    person_mode = {k: v for k, v in ZERODHA.items() if k not in ("password", "totp_secret")}
+    step = Zerodha(creds(person_mode)).login()
+    assert isinstance(step, PendingStep) and step.state is AccountState.AWAITING_LOGIN
+    assert step.login_url == "https://kite.zerodha.com/connect/login?v=3&api_key=kite-key"
+
+
+@pytest.mark.parametrize("key", ["password", "totp_secret"])
+def test_zerodha_password_and_totp_secret_go_together(key: str) -> None:
+    with pytest.raises(CredentialsError) as caught:
+        creds({k: v for k, v in ZERODHA.items() if k != key})
+    assert caught.value.key == key and "go together" in str(caught.value)
 
 
 def test_zerodha_web_login_switch(monkeypatch: pytest.MonkeyPatch) -> None:

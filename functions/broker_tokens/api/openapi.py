@@ -153,14 +153,13 @@ def _schemas() -> dict[str, Any]:
                 "broker": {"type": "string"},
                 "state": {"type": "string", "enum": ["awaiting-login", "awaiting-verification"]},
                 "login_url": {"type": "string", "format": "uri", "description": "where the person logs in"},
+                "link": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "a new one-time link to the person pages for this login (callers with refresh)",
+                },
                 "message": {"type": "string"},
             },
-        },
-        "CallbackResult": {
-            "allOf": [
-                _ref("schemas", "Account"),
-                {"type": "object", "required": ["message"], "properties": {"message": {"type": "string"}}},
-            ]
         },
         "VerificationRequest": {
             "type": "object",
@@ -264,7 +263,9 @@ def openapi_document() -> dict[str, Any]:
             "get": _operation(
                 "loginUrl",
                 "Where a person must log in",
-                "While the account awaits a browser login (BlinkX): the broker's login URL. Needs read.",
+                "While the account awaits a browser login (BlinkX, Zerodha in person mode): the broker's login URL "
+                "and, for a caller with refresh, `link`: a new one-time link to the person pages for this login. "
+                "Needs read.",
                 {"200": pending, **_refusals(400, 401, 403, 409)},
                 tag="logins",
                 parameters=[account],
@@ -282,32 +283,6 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "content": {JSON: {"schema": _ref("schemas", "VerificationRequest")}},
                 },
-            )
-        },
-        "/callback/{account}": {
-            "get": _operation(
-                "loginCallback",
-                "The broker's redirect after a browser login",
-                "Register this URL as the broker app's redirect URL. It needs no caller: the single-use "
-                "request token is the proof, and only an account awaiting a login accepts one. The answer "
-                "confirms the login; it never carries the token.",
-                {
-                    "200": _json(_ref("schemas", "CallbackResult"), "Logged in; the token is stored"),
-                    **_refusals(400, 409, 502, 504),
-                },
-                tag="logins",
-                parameters=[
-                    account,
-                    {
-                        "name": "request_token",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.~-]{6,256}$"},
-                    },
-                    {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}},
-                    {"name": "action", "in": "query", "required": False, "schema": {"type": "string"}},
-                ],
-                security=NO_CALLER,
             )
         },
     }

@@ -110,10 +110,6 @@ class TokenApi:
         def verification(account: str) -> Response[str]:
             return run(lambda service, event: service.verification(event, account))
 
-        @app.get("/callback/<account>")
-        def callback(account: str) -> Response[str]:
-            return run(lambda service, event: service.callback(event, account))
-
     def _register_refusals(self) -> None:
         app = self.app
 

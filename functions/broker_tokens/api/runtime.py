@@ -8,7 +8,6 @@ logins run in the refresher function; otherwise in this process), plus the core'
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -26,6 +25,7 @@ from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
 from broker_tokens.runtime import build_refresher
 from broker_tokens.secrets import SecretStore
+from broker_tokens.slot import ContainerSlot
 from broker_tokens.state import DynamoStateStore
 
 
@@ -65,17 +65,12 @@ def build_service(
     )
 
 
-_installed: TokenApi | None = None
-_guard = threading.Lock()
+_slot: ContainerSlot[TokenApi] = ContainerSlot(lambda: TokenApi(lru_cache(maxsize=1)(build_service)))
 
 
 def container_api() -> TokenApi:
     """The container's TokenApi: the installed one, or one built from the environment on first use."""
-    global _installed  # noqa: PLW0603 - one API per container, as Lambda keeps one per warm container
-    with _guard:
-        if _installed is None:
-            _installed = TokenApi(lru_cache(maxsize=1)(build_service))
-        return _installed
+    return _slot.get()
 
 
 def install(api: TokenApi | None) -> None:
@@ -84,6 +79,4 @@ def install(api: TokenApi | None) -> None:
     Example:
         >>> install(TokenApi(build_service(env, clock=clock, backend=LocalBackend(refresher))))  # doctest: +SKIP
     """
-    global _installed  # noqa: PLW0603
-    with _guard:
-        _installed = api
+    _slot.install(api)

@@ -1,8 +1,8 @@
 """What each token API route does, on a Function URL event; the resolver only wires routes to these.
 
 Answers never carry a credential. A token record goes only to a caller allowed to read that account;
-an expired token is refused (409) with the account's state, never served as if good; the browser
-callback answers a confirmation, never the token.
+an expired token is refused (409) with the account's state, never served as if good. The broker's
+browser redirect is not a route here: it goes to the person pages (:mod:`broker_tokens.person`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from broker_tokens.redaction import register
 from broker_tokens.secrets import AccountEntry, SecretStore
 
 MAX_BODY_BYTES = 16 * 1024
-# Kite-family request tokens (32 alphanumerics today); a little room, nothing that needs escaping.
-REQUEST_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{6,256}")
 VERIFICATION_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ACCOUNT_RULE = "account ids match [a-z0-9][a-z0-9-]{0,62}"
 CREDENTIALS_SECONDS = 30.0
@@ -221,8 +219,8 @@ class TokenService:
         return self._after_login(caller, entry, self._login(entry, lambda: self.backend.refresh(account, force=True)))
 
     def login(self, event: Mapping[str, Any], account: str) -> Answer:
-        """Where a person must log in, while the account awaits one (BlinkX)."""
-        entry = self._authorized(event, account, "read")[1]
+        """Where a person must log in, while the account awaits one: a new one-time link to the person pages."""
+        caller, entry = self._authorized(event, account, "read")
         outcome = self.describer.describe(entry)
         if outcome.state is not AccountState.AWAITING_LOGIN:
             raise ApiError(
@@ -231,7 +229,13 @@ class TokenService:
                 f"account '{account}' is not awaiting a login; POST /accounts/{account}/refresh starts one",
                 extra={"state": outcome.state.value},
             )
-        return Answer(200, _pending(outcome))
+        body = _pending(outcome)
+        # A link finishes the login: only a caller who may finish logins (refresh) gets one.
+        link = self.backend.person_link(account) if caller.allows(account, "refresh") else None
+        if link:
+            register(link.rpartition("n=")[2])  # the answer is for the person; no log line may carry it
+            body["link"] = link
+        return Answer(200, body)
 
     def verification(self, event: Mapping[str, Any], account: str) -> Answer:
         """Finish a login with the code the broker e-mailed (AutoShares)."""
@@ -250,34 +254,6 @@ class TokenService:
             )
         outcome = self._login(entry, lambda: self.backend.complete(account, code, Source.CALLBACK))
         return self._after_login(caller, entry, outcome)
-
-    def callback(self, event: Mapping[str, Any], account: str) -> Answer:
-        """The broker's redirect after a person's login; it carries a single-use request token, no caller.
-
-        The answer confirms the login and never carries the token: a browser is not a token reader.
-        """
-        checked_account(account)
-        params = query(event)
-        status = params.get("status", "success")
-        if status != "success":
-            raise bad_request(f"the broker reports status '{status[:40]}': log in again from the login URL")
-        request_token = params.get("request_token", "")
-        if not REQUEST_TOKEN.fullmatch(request_token):
-            raise bad_request("request_token is missing or malformed")
-        register(request_token)
-        entry = self.directory.get(account)
-        if entry is None or self.describer.describe(entry).state is not AccountState.AWAITING_LOGIN:
-            raise ApiError(409, "no-login-awaited", f"account '{account}' is not awaiting a login")
-        outcome = self._login(entry, lambda: self.backend.complete(account, request_token, Source.CALLBACK))
-        logger.info("token api: callback", extra={"account": account, "state": outcome.state.value})
-        if outcome.state in STORED:
-            self.tokens.revalidate(account)  # this container's next read sees the new token at once
-            body = {
-                **account_view(outcome),
-                "message": "Logged in: the token is stored. You can close this window.",
-            }
-            return Answer(200, body)
-        raise self._login_failed(entry, outcome)
 
     # -- helpers -------------------------------------------------------------------------------------
 

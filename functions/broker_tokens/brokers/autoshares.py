@@ -48,6 +48,8 @@ class AutoShares(Broker):
     name = "autoshares"
     title = "AutoShares (ETNA Trader)"
     aliases = ("etna",)
+    # ETNA spends the interim ticket on every code attempt, right or wrong.
+    completion_spends_step = True
     fields: ClassVar[tuple[Field, ...]] = (
         Field("app_key", required=True, description="ETNA application key (Et-App-Key)"),
         Field("username", required=True, description="the trading platform login"),
@@ -161,8 +163,8 @@ class AutoShares(Broker):
         return PendingStep(
             state=AccountState.AWAITING_VERIFICATION,
             message=(
-                f"ETNA e-mailed a code: `broker-tokens verify {account} CODE` "
-                f"(or POST /accounts/{account}/verification) within {minutes} minutes"
+                f"ETNA e-mailed a code: type it on the page the alert links to, or "
+                f"`broker-tokens verify {account} CODE`, within {minutes} minutes"
             ),
             ticket=ticket,
             expires_at=self.clock.now() + VERIFICATION_WINDOW,
@@ -204,13 +206,13 @@ def _failure(what: str, body: dict[str, Any], status: int) -> BrokerError:
     if CORRUPTED_TICKET in lowered:
         return permanent(
             f"{what}: ETNA no longer accepts this login's interim ticket (used, lapsed or replaced by a newer "
-            "login): `broker-tokens reset` the account, and the next refresh asks for a new code",
+            "login): the next refresh asks for a new code",
             status=status,
         )
     if step == VERIFICATION_STEP:
         return permanent(
             f"{what}: ETNA refused the verification code ({reason[:80] or 'no reason'}); this login attempt "
-            "is spent: `broker-tokens reset` the account, and the next refresh sends a new code",
+            "is spent: the next refresh (or `broker-tokens refresh`) sends a new code",
             status=status,
         )
     if step in PIN_STEPS:

@@ -101,6 +101,10 @@ class Broker(ABC):
     stores_token: ClassVar[bool] = True
     # True for brokers with a documented logout call (the end-of-day logout uses it).
     has_logout: ClassVar[bool] = False
+    # True where a refused completion spends the broker's interim step (ETNA's ticket): the step then closes.
+    completion_spends_step: ClassVar[bool] = False
+    # Optional keys that make sense only together (Zerodha's password and totp_secret): all or none.
+    together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials

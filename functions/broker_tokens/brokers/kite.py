@@ -8,10 +8,17 @@ regulatory rule) or at the next login with the same API key. Later calls send
 
 How the request token is obtained differs:
   - BlinkX: a person logs in at the login URL and the broker redirects to the app's redirect URL, the
-    token API's ``/callback/{account}``; :meth:`KiteConnect.complete` finishes from there.
-  - Zerodha: the same, or (``ZERODHA_WEB_LOGIN=on``, the default) the unattended web login that many
-    open-source tools use: ``/api/login``, ``/api/twofa`` with a TOTP code, then the connect redirects,
-    all in one cookie session. These are the web app's endpoints, not the public API.
+    person pages' ``/callback/{account}``; :meth:`KiteConnect.complete` finishes from there. The login
+    URL the person pages hand out carries ``redirect_params`` with the one-time link's nonce, which the
+    broker appends to that redirect (see :mod:`broker_tokens.person.links`).
+  - Zerodha with ``password`` and ``totp_secret`` (and ``ZERODHA_WEB_LOGIN=on``, the default): the
+    unattended web login that many open-source tools use: ``/api/login``, ``/api/twofa`` with a TOTP
+    code, then the connect redirects, all in one cookie session. These are the web app's endpoints, not
+    the public API. Without them (Zerodha's staff advise against automating the login), or with the
+    switch off, a person logs in as for BlinkX.
+
+The exchange answers the session's ``user_id``: where the credentials name one, a session of any other
+user is refused before anything is stored (someone else's login must never become this account's token).
 
 Error kinds: a wrong checksum (api_secret) or a dead request token is permanent (a person must act);
 a wrong password is permanent; a refused TOTP code is the TOTP kind; 5xx, 429, HTML pages and Kite's
@@ -51,6 +58,8 @@ PROFILE_PATH = "/user/profile"
 # The real chain is two redirects; a few more leave room for a proxy without allowing a loop.
 MAX_REDIRECTS = 6
 WEB_LOGIN_SETTING = "ZERODHA_WEB_LOGIN"
+# How long a person's login stays open (with its links): past the three morning runs of 07:30-08:30 IST.
+PERSON_LOGIN_WINDOW = timedelta(hours=2)
 WEB_LOGIN_VALUES = {"on": True, "off": False}
 
 # Kite's error types that say "the broker's side failed", not "your input is wrong".
@@ -206,16 +215,19 @@ class KiteConnect(Broker):
     # ----- the person's path ------------------------------------------------------------------------
 
     def awaiting_login(self) -> PendingStep:
-        """The step a person finishes: open the login URL, the broker redirects to the token API."""
+        """The step a person finishes: open the one-time link from the alert, log in, the broker redirects back.
+
+        The step (and every link to it) lives PERSON_LOGIN_WINDOW; the next run after it starts a new one.
+        """
         account = self.account
         return PendingStep(
             AccountState.AWAITING_LOGIN,
             message=(
-                f"Open the login URL and log in; {self.title} redirects to the token API's /callback/{account}. "
-                f"Or run `broker-tokens login {account} REDIRECT_URL_OR_REQUEST_TOKEN`."
+                f"Open the one-time link from the alert (or `broker-tokens login {account}`) and log in at "
+                f"{self.title}; it redirects back to the person pages' /callback/{account}."
             ),
             login_url=self.connect_url,
-            expires_at=None,
+            expires_at=self.clock.now() + PERSON_LOGIN_WINDOW,
         )
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
@@ -245,6 +257,7 @@ class KiteConnect(Broker):
         if not isinstance(access_token, str) or not access_token:
             raise transient("exchange: the answer has no access_token")
         register(access_token, data.get("public_token"), data.get("enctoken"), data.get("refresh_token"))
+        self._check_user(data.get("user_id"), "exchange")
         return Session(
             access_token=access_token,
             authorization=self.authorization(access_token),
@@ -259,10 +272,14 @@ class KiteConnect(Broker):
             "GET", PROFILE_PATH, headers={**session.headers, "Authorization": session.authorization}
         )
         data = self._data(response, "profile")
+        self._check_user(data.get("user_id") if isinstance(data, dict) else None, "profile")
+
+    def _check_user(self, found: Any, step: Step) -> None:
+        """Refuse a session of another user than the credentials' ``user_id`` (when they name one)."""
         expected = self.credentials.get("user_id")
-        found = str(data.get("user_id", "")) if isinstance(data, dict) else ""
-        if expected and found.upper() != str(expected).upper():
-            raise permanent(f"profile: the login was made as user '{found}', not the credentials' user_id")
+        if expected and str(found or "").upper() != str(expected).upper():
+            # The other user's id is theirs, not ours to repeat in an alert.
+            raise permanent(f"{step}: the login was made as another user than the credentials' user_id")
 
     def logout(self, token: TokenRecord) -> bool:
         """``DELETE /session/token``: ends the access token (and with it the app's session)."""
@@ -350,7 +367,7 @@ class BlinkX(KiteConnect):
 
 
 class Zerodha(KiteConnect):
-    """Zerodha Kite Connect: the unattended web login (user id, password, TOTP), or a person's login.
+    """Zerodha Kite Connect: the unattended web login (user id, password, TOTP), or a person's login (person mode).
 
     Example:
         >>> Zerodha.default_login_url
@@ -366,10 +383,16 @@ class Zerodha(KiteConnect):
         Field("api_key", required=True, description="Kite Connect app's API key"),
         Field("api_secret", required=True, kind="secret", description="the app's API secret"),
         Field("user_id", required=True, description="Zerodha client id, e.g. AB1234"),
-        Field("password", required=True, kind="secret", description="Kite web login password"),
-        Field("totp_secret", required=True, kind="totp", description="base32 key shown when enabling TOTP"),
+        Field("password", required=False, kind="secret", description="Kite web login password (unattended)"),
+        Field("totp_secret", required=False, kind="totp", description="base32 TOTP key (unattended login)"),
         Field("login_url", required=False, kind="url", description="login page; web login at its origin"),
     )
+    together = (("password", "totp_secret"),)
+
+    @property
+    def unattended(self) -> bool:
+        """True when the web login may run: the secret holds password and totp_secret, and the switch is on."""
+        return bool(self.credentials.get("password")) and web_login_enabled()
 
     @property
     def web_origin(self) -> str:
@@ -378,8 +401,8 @@ class Zerodha(KiteConnect):
         return f"{parts.scheme}://{parts.netloc}"
 
     def login(self) -> LoginResult:
-        """The unattended web login and the exchange, or (``ZERODHA_WEB_LOGIN=off``) a person's login."""
-        if not web_login_enabled():
+        """The unattended web login and the exchange, or (person mode) a person's login."""
+        if not self.unattended:
             return self.awaiting_login()
         return self.exchange(self._web_login())
 

@@ -236,6 +236,7 @@ class Context:
             state_table=self.table,
             alert_topic_arn=base.alert_topic_arn or self.stack_outputs.get("AlertTopicArn") or None,
             kms_key_arn=base.kms_key_arn or self.stack_outputs.get("SecretsKeyArn") or None,
+            person_url=base.person_url or self.stack_outputs.get("PersonUrl") or None,
         )
 
     # -- AWS ----------------------------------------------------------------------------------------

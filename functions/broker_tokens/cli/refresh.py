@@ -310,22 +310,34 @@ def login_account(ctx: Context) -> int:
         if ctx.args.qr:
             encoder()  # a missing QR encoder is said before a login starts, not after
         outcome = ctx.refresher.refresh(account, force=ctx.args.force, source=Source.CLI)
+        awaits = outcome.state is AccountState.AWAITING_LOGIN
+        link = ctx.refresher.person_link(account) if awaits else None
+        if link:
+            ctx.out.note("Open this one-time link (on a phone too) and log in; it works once, for this login only:")
+            ctx.out.print(link)
+            show_qr(ctx, link)
+            return EXIT_OK
         if outcome.state is AccountState.AWAITING_LOGIN and outcome.login_url:
-            ctx.out.note("Open this URL in a browser and log in:")
-            ctx.out.print(outcome.login_url)
-            if ctx.args.qr:
-                ctx.out.note("Or scan it with a phone's camera:")
-                ctx.out.print("\n".join(qr_lines(outcome.login_url, colour=ctx.out.colour)))
             ctx.out.note(
-                "The broker then redirects to the app's redirect URL (the token API's /callback, which finishes "
-                f"by itself) or, without it, give the address you land on to:\n"
-                f"  broker-tokens login {account} 'REDIRECT_URL'"
+                "No person pages are known (set PERSON_URL or --stack). Open this URL in a browser and log in:"
+            )
+            ctx.out.print(outcome.login_url)
+            show_qr(ctx, outcome.login_url)
+            ctx.out.note(
+                f"then give the address the broker sends you to:\n  broker-tokens login {account} 'REDIRECT_URL'"
             )
             return EXIT_OK
         return print_report(ctx, [outcome])
     value = request_token(ctx.args.value, cls)
     outcome = ctx.refresher.complete(account, value, source=Source.CLI)
     return print_report(ctx, [outcome])
+
+
+def show_qr(ctx: Context, link: str) -> None:
+    """With ``--qr``, the link again as a QR code a phone's camera reads (the link itself is printed first)."""
+    if ctx.args.qr:
+        ctx.out.note("Or scan it with a phone's camera:")
+        ctx.out.print("\n".join(qr_lines(link, colour=ctx.out.colour)))
 
 
 def request_token(value: str, cls: type[Broker]) -> str:

@@ -31,6 +31,8 @@ Rules the broker enforces, and so does this simulator:
     `X-BlinkX-Version: 3`. Else HTTP 400 InputException (SIMULATOR CHOICE: the real answer is
     undocumented).
   - Request tokens are single-use and live REQUEST_TOKEN_SECONDS (5 min) on the simulator clock.
+  - `redirect_params` on the login URL (URL-encoded `key=value&...`) is appended as is to the redirect
+    that carries the request token, through the login form and the web-session hops alike.
   - The exchange: form `api_key`, `request_token`, `checksum`; an unknown api_key is 403
     InputException "Invalid `api_key`."; checksum != hex sha256(api_key + request_token + api_secret)
     is 403 TokenException "Invalid `checksum`."; an unknown, used, expired or other app's token is 403
@@ -188,6 +190,7 @@ class _ConnectHop:
     user_id: str
     cookie: str
     issued_at: float
+    redirect_params: str = ""
 
 
 def next_reset(at: float) -> float:
@@ -518,10 +521,11 @@ class KiteSimulator(SimulatorServer):
             web = self._web_sessions.get(cookie or "")
             if cookie and web and web.logged_in:
                 sess_id = secrets.token_urlsafe(12)
-                self._hops[sess_id] = _ConnectHop(app.api_key, web.user_id, cookie, now)
+                carried = params.get("redirect_params", "")
+                self._hops[sess_id] = _ConnectHop(app.api_key, web.user_id, cookie, now, carried)
                 query = urlencode({"api_key": app.api_key, "sess_id": sess_id})
                 return redirect(f"{CONNECT_FINISH_PATH}?{query}")
-        return Response.html(self._login_page(app.api_key))
+        return Response.html(self._login_page(app.api_key, redirect_params=params.get("redirect_params", "")))
 
     def _connect_finish(self, request: Request) -> Response:
         params = request.query_params()
@@ -535,41 +539,49 @@ class KiteSimulator(SimulatorServer):
                 or now - hop.issued_at >= WEB_SESSION_SECONDS
             ):
                 return kite_error(SESSION_EXPIRED, "TokenException", 403)
-            return redirect(self._app_redirect(self._apps[hop.api_key], hop.user_id, now))
+            return redirect(self._app_redirect(self._apps[hop.api_key], hop.user_id, now, hop.redirect_params))
 
     def _connect_form(self, request: Request) -> Response:
         form = request.form()
         app = self._app_of_connect({"v": form.get("v", "3"), "api_key": form.get("api_key", "")})
         user_id, password, code = (_field(form, name) for name in ("user_id", "password", "totp"))
+        carried = form.get("redirect_params", "")
         request.account = user_id
         now = self.clock.time()
         with self._lock:
             user = self._users.get(user_id)
             if user is None or not secrets.compare_digest(password, user.password):
-                return Response.html(self._login_page(app.api_key, error=INVALID_LOGIN))
+                return Response.html(self._login_page(app.api_key, error=INVALID_LOGIN, redirect_params=carried))
             if not self._totp_ok(user, code):
-                return Response.html(self._login_page(app.api_key, error=INVALID_TOTP))
-            return redirect(self._app_redirect(app, user_id, now))
+                return Response.html(self._login_page(app.api_key, error=INVALID_TOTP, redirect_params=carried))
+            return redirect(self._app_redirect(app, user_id, now, carried))
 
-    def _app_redirect(self, app: KiteApp, user_id: str, now: float) -> str:
+    def _app_redirect(self, app: KiteApp, user_id: str, now: float, redirect_params: str = "") -> str:
         request_token = secrets.token_hex(16)
         self._request_tokens[request_token] = _RequestToken(app.api_key, user_id, now)
         params = {"request_token": request_token, "action": "login", "status": "success"}
-        return with_query(app.redirect_url, params)
+        location = with_query(app.redirect_url, params)
+        # Kite appends the decoded redirect_params as is: the app gets back exactly what it sent.
+        return f"{location}&{redirect_params}" if redirect_params else location
 
-    def _login_page(self, api_key: str, error: str = "") -> str:
+    def _login_page(self, api_key: str, error: str = "", redirect_params: str = "") -> str:
         title = html.escape(self.flavour.title)
+        carried = (
+            f'<input type="hidden" name="redirect_params" value="{html.escape(redirect_params)}">'
+            if redirect_params
+            else ""
+        )
         return f"""<!doctype html>
 <html><head><title>Login - {title}</title>
 {LOGIN_PAGE_HEAD}</head><body>
 <h1>{title} login</h1>
 <p class="error">{html.escape(error)}</p>
 <form method="post" action="{CONNECT_LOGIN_PATH}">
-<input type="hidden" name="v" value="3"><input type="hidden" name="api_key" value="{html.escape(api_key)}">
-<label>User ID <input name="user_id" autocomplete="username"></label>
-<label>Password <input name="password" type="password" autocomplete="current-password"></label>
-<label>TOTP <input name="totp" inputmode="numeric" autocomplete="one-time-code"></label>
-<button type="submit">Login</button>
+<input type="hidden" name="v" value="3"><input type="hidden" name="api_key" value="{html.escape(api_key)}">{carried}
+<label>User ID <input id="user_id" name="user_id" autocomplete="username"></label>
+<label>Password <input id="password" name="password" type="password" autocomplete="current-password"></label>
+<label>TOTP <input id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code"></label>
+<button id="submit" type="submit">Login</button>
 </form></body></html>"""
 
     # ----- Zerodha's web login ----------------------------------------------------------------------

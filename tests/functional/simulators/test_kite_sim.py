@@ -386,3 +386,32 @@ def test_an_apps_redirect_can_be_pointed_elsewhere(kite: KiteSimulator, http: re
     kite.set_redirect_url(API_KEY, "http://127.0.0.1:7/callback/other?x=1")
     location = person_login(http, kite).headers["Location"]
     assert location.startswith("http://127.0.0.1:7/callback/other?x=1&request_token=")
+
+
+def test_redirect_params_come_back_appended_as_is(kite: KiteSimulator, http: requests.Session) -> None:
+    carried = "n=AbC-_123&from=page"
+    page = http.get(kite.login_url, params={"v": "3", "api_key": API_KEY, "redirect_params": carried}, timeout=TIMEOUT)
+    assert 'name="redirect_params" value="n=AbC-_123&amp;from=page"' in page.text  # kept through the form
+    form = {"v": "3", "api_key": API_KEY, "redirect_params": carried, "user_id": USER, "password": PASSWORD}
+    form["totp"] = code_at(SECRET, kite.clock.time())
+    answer = http.post(kite.origin + CONNECT_LOGIN_PATH, data=form, allow_redirects=False, timeout=TIMEOUT)
+    location = answer.headers["Location"]
+    assert location.endswith("&status=success&" + carried)
+    assert parse_qs(urlsplit(location).query)["n"] == ["AbC-_123"] and request_token_of(answer)
+    # A wrong password re-renders the form with the params still in it.
+    again = http.post(
+        kite.origin + CONNECT_LOGIN_PATH, data={**form, "password": "wrong"}, allow_redirects=False, timeout=TIMEOUT
+    )
+    assert again.status_code == 200 and 'name="redirect_params"' in again.text
+
+
+def test_redirect_params_survive_zerodhas_web_session_hops(zerodha: KiteSimulator, http: requests.Session) -> None:
+    login = http.post(zerodha.origin + WEB_LOGIN_PATH, data={"user_id": USER, "password": PASSWORD}, timeout=TIMEOUT)
+    request_id = login.json()["data"]["request_id"]
+    twofa = {"user_id": USER, "request_id": request_id, "twofa_type": "totp"}
+    twofa["twofa_value"] = code_at(SECRET, zerodha.clock.time())
+    assert http.post(zerodha.origin + TWOFA_PATH, data=twofa, timeout=TIMEOUT).json()["status"] == "success"
+    url = f"{zerodha.login_url}?v=3&api_key={API_KEY}&redirect_params=n%3DXyZ"
+    while "request_token=" not in url:
+        url = urljoin(url, http.get(url, allow_redirects=False, timeout=TIMEOUT).headers["Location"])
+    assert url.endswith("&status=success&n=XyZ")
