@@ -41,6 +41,10 @@ class Settings:
     trading_day_end: time = time(16, 0)
     retry_budget: timedelta = timedelta(seconds=150)
     max_workers: int = 16
+    # How long a CLI or local run may take (in Lambda the invocation's remaining time decides), and the
+    # part of it kept back to record states, release leases and report.
+    run_budget: timedelta = timedelta(seconds=590)
+    deadline_margin: timedelta = timedelta(seconds=10)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,4 +63,6 @@ class Settings:
             trading_day_end=time(int(hour), int(minute or 0)),
             retry_budget=timedelta(seconds=_number(env, "RETRY_BUDGET_SECONDS", 150)),
             max_workers=int(_number(env, "REFRESH_MAX_WORKERS", 16)),
+            run_budget=timedelta(seconds=_number(env, "RUN_BUDGET_SECONDS", 590)),
+            deadline_margin=timedelta(seconds=_number(env, "DEADLINE_MARGIN_SECONDS", 10)),
         )

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from broker_tokens.errors import BrokerError, totp_rejected
 from broker_tokens.http import HttpClient
 from broker_tokens.logs import logger
-from broker_tokens.models import LoginResult, PendingStep, Session
+from broker_tokens.models import DailyReset, LoginResult, PendingStep, Session
 from broker_tokens.totp import fresh_code
 
 if TYPE_CHECKING:
@@ -81,8 +81,9 @@ class Broker(ABC):
     """Base of every adapter.
 
     Subclasses declare ``name``, ``fields``, ``default_base_url`` and, where the broker has them,
-    ``login_rate`` and ``daily_reset`` (local time in the market time zone after which yesterday's
-    tokens are dead), then implement :meth:`login` and :meth:`validate`.
+    ``login_rate``, ``daily_reset`` (the broker's daily instant and time zone after which earlier
+    tokens are dead) and ``login_supersedes`` (a new login ends the previous session), then implement
+    :meth:`login` and :meth:`validate`.
 
     Example:
         >>> from broker_tokens.brokers import broker_class
@@ -96,7 +97,9 @@ class Broker(ABC):
     fields: ClassVar[tuple[Field, ...]]
     default_base_url: ClassVar[str | None] = None
     login_rate: ClassVar[RateLimit | None] = None
-    daily_reset: ClassVar[time | None] = None
+    daily_reset: ClassVar[DailyReset | None] = None
+    # True where a new login ends the session before it: the stored token dies the moment a login begins.
+    login_supersedes: ClassVar[bool] = False
     # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
     stores_token: ClassVar[bool] = True
 
@@ -128,6 +131,10 @@ class Broker(ABC):
     @abstractmethod
     def validate(self, session: Session) -> None:
         """One cheap authenticated call that proves the session works. Raises BrokerError."""
+
+    def login_ends_session(self) -> bool:
+        """True when :meth:`login` itself ends the previous session (so the stored token dies with it)."""
+        return self.login_supersedes
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
         """Finish a person-completed login with what the person supplied (request token, code)."""
