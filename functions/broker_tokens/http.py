@@ -52,7 +52,8 @@ class HttpClient:
         try:
             response = self.session.request(method, self.url(path), **kwargs)
         except requests.Timeout:
-            raise transient(f"{method} {path}: no answer within {timeout[1]:.3g} s") from None
+            cut = " (the run's deadline)" if timeout[1] < self.timeout[1] else ""
+            raise transient(f"{method} {path}: no answer within {timeout[1]:.3g} s{cut}") from None
         except requests.ConnectionError:
             raise transient(f"{method} {path}: connection failed") from None
         except requests.RequestException as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from broker_tokens.errors import BrokerError, totp_rejected
@@ -18,9 +18,6 @@ from broker_tokens.http import HttpClient
 from broker_tokens.logs import logger
 from broker_tokens.models import DailyReset, LoginResult, PendingStep, Session
 from broker_tokens.totp import fresh_code
-
-if TYPE_CHECKING:
-    from broker_tokens.credentials import Credentials
 
 # Date headers carry whole seconds and a request takes time: smaller differences are noise.
 CLOCK_SKEW_TOLERANCE = 3.0
@@ -77,6 +74,23 @@ COMMON_FIELDS = (
 )
 
 
+class AccountCredentials(Protocol):
+    """What an adapter reads of an account's parsed credentials (:class:`broker_tokens.credentials.Credentials`).
+
+    Declared here so adapters never import the parser: imports run one way, credentials -> brokers.
+    """
+
+    @property
+    def account(self) -> str:
+        """The account id."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value, or ``default`` when the key is absent."""
+
+    def secret(self, key: str) -> str:
+        """A required string value."""
+
+
 class Broker(ABC):
     """Base of every adapter.
 
@@ -103,7 +117,7 @@ class Broker(ABC):
     # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
     stores_token: ClassVar[bool] = True
 
-    def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, credentials: AccountCredentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
         self.clock = clock
         self.http = HttpClient(self.base_url, timeout=http_timeout, clock=clock)
