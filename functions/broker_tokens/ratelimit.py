@@ -24,7 +24,8 @@ class RateLimiter:
     Example:
         >>> from broker_tokens.clock import WarpClock
         >>> clock = WarpClock(warp_from=0.0); limiter = RateLimiter(clock)
-        >>> start = clock.time(); limiter.wait("angelone:a1", 1.0); limiter.wait("angelone:a1", 1.0)
+        >>> start = clock.time(); limiter.wait("angelone:a1", 1.0), limiter.wait("angelone:a1", 1.0)
+        (True, True)
         >>> round(clock.time() - start, 2) >= 1.0
         True
     """

@@ -61,6 +61,7 @@ def next_daily_reset(moment: datetime) -> datetime:
     """The first 06:00 Asia/Kolkata strictly after ``moment``: when a Kite access token dies.
 
     Example:
+        >>> from datetime import UTC
         >>> next_daily_reset(datetime(2026, 11, 24, 2, 0, tzinfo=UTC)).isoformat()   # 07:30 IST
         '2026-11-25T00:30:00+00:00'
         >>> next_daily_reset(datetime(2026, 11, 23, 23, 0, tzinfo=UTC)).isoformat()  # 04:30 IST
