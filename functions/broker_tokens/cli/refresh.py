@@ -17,7 +17,6 @@ from broker_tokens.brokers.kite import KiteConnect, request_token_from
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
 from broker_tokens.cli.output import isatty, paint, state_colour
 from broker_tokens.cli.status import print_next_steps
-from broker_tokens.deadline import Deadline
 from broker_tokens.models import AccountState, Outcome, Source
 from broker_tokens.refresh import Refresher, Report
 from broker_tokens.table import outcome_table
@@ -156,16 +155,9 @@ class ReportingRefresher(Refresher):
         super().__init__(**collaborators)
         self.on_outcome = on_outcome
 
-    def refresh(
-        self,
-        account: str,
-        *,
-        force: bool = False,
-        source: Source = Source.SCHEDULE,
-        deadline: Deadline | None = None,
-    ) -> Outcome:
-        """Refresh as the core does, then report the outcome."""
-        outcome = super().refresh(account, force=force, source=source, deadline=deadline)
+    def refresh(self, account: str, **options: Any) -> Outcome:
+        """Refresh as the core does (same options), then report the outcome."""
+        outcome = super().refresh(account, **options)
         self.on_outcome(outcome)
         return outcome
 
