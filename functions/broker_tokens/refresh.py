@@ -158,9 +158,7 @@ class Refresher:
         deadline, release their leases.
         """
         deadline = deadline or self.default_deadline()
-        brokers = (
-            {entry.account: entry.broker for entry in self.secrets.listing()} if self._list_brokers(accounts) else {}
-        )
+        brokers = self._brokers() if self._list_brokers(accounts) else {}
         names = sorted(set(accounts)) if accounts else sorted(brokers)
         pools: list[ThreadPoolExecutor] = []
         started: list[tuple[str, Future[Outcome]]] = []
@@ -238,6 +236,14 @@ class Refresher:
     def _list_brokers(self, accounts: Sequence[str] | None) -> bool:
         """Whether the run needs the listing: to find the accounts, or to give several their brokers' pools."""
         return not accounts or len(set(accounts)) > 1
+
+    def _brokers(self) -> dict[str, str | None]:
+        """Every account's broker: its credentials secret's tag, else the broker its last run recorded."""
+        brokers = {entry.account: entry.broker for entry in self.secrets.listing()}
+        if any(known_broker(broker) is None for broker in brokers.values()):
+            recorded = {status.account: status.broker for status in self.state.all()}
+            brokers = {name: broker if known_broker(broker) else recorded.get(name) for name, broker in brokers.items()}
+        return brokers
 
     def _result(self, account: str, future: Future[Outcome], broker: str | None) -> Outcome:
         """The account's outcome, or a deadline failure for one that was not done in time."""
