@@ -191,6 +191,39 @@ def test_zerodha_web_login_off_waits_for_a_person(
     assert harness.refresher().complete("zerodha-1", redirect).state is AccountState.FRESH
 
 
+def test_announcing_a_person_login_does_not_mark_the_stored_token_superseded(
+    zerodha: ZerodhaSimulator, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a login that reaches the broker ends the old session; a login URL for a person ends nothing."""
+    kite_account(zerodha, harness, "zerodha-1")
+    refresher = harness.refresher()
+    assert refresher.run().ok
+    marked = refresher.state.get("zerodha-1").superseded_at  # by that login, before the stored token
+    harness.clock.advance(60)  # type: ignore[attr-defined]
+    monkeypatch.setenv("ZERODHA_WEB_LOGIN", "off")
+    [outcome] = refresher.run(force=True).outcomes
+    assert outcome.state is AccountState.AWAITING_LOGIN
+    assert refresher.state.get("zerodha-1").superseded_at == marked
+    stored = harness.token("zerodha-1")
+    assert stored is not None and profile_with(zerodha, stored).status_code == 200
+    assert refresher.describe("zerodha-1").state is AccountState.AWAITING_LOGIN
+
+
+def test_a_superseded_token_is_not_skipped_by_the_next_run(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    """A login that began (the mark is written) and never promoted: the next run logs in, not skips."""
+    kite_account(zerodha, harness, "zerodha-1")
+    assert harness.refresher().run().ok
+    first = harness.token("zerodha-1")
+    zerodha.faults.latency = 5.0  # the forced login hangs past its HTTP timeout (1 s) every time
+    [hung] = harness.refresher().run(force=True).outcomes
+    zerodha.faults.latency = 0.0
+    assert hung.state is AccountState.FAILED
+    assert harness.refresher().describe("zerodha-1").state is not AccountState.FRESH
+    [next_run] = harness.refresher().run().outcomes
+    assert next_run.action == "logged-in" and next_run.state is AccountState.FRESH, next_run.error
+    assert harness.token("zerodha-1") != first
+
+
 # ----- BlinkX: a person logs in ---------------------------------------------------------------------------
 
 
