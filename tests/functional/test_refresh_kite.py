@@ -13,11 +13,12 @@ from infra.local.person import browser_login
 from infra.local.simulators.base import ManualClock
 from infra.local.simulators.kite import BlinkXSimulator, KiteSimulator, ZerodhaSimulator
 
+from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.kite import KITE_TIMEZONE, BlinkX
 from broker_tokens.clock import WarpClock
-from broker_tokens.credentials import validate_credentials
+from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import ErrorKind
-from broker_tokens.models import AccountState, PendingStep, parse_iso
+from broker_tokens.models import AccountState, PendingStep, Session, parse_iso
 from tests.support.accounts import call_with_record, kite_credentials
 from tests.support.harness import Harness
 from tests.support.logsink import remember_secret
@@ -222,6 +223,40 @@ def test_a_superseded_token_is_not_skipped_by_the_next_run(zerodha: ZerodhaSimul
     [next_run] = harness.refresher().run().outcomes
     assert next_run.action == "logged-in" and next_run.state is AccountState.FRESH, next_run.error
     assert harness.token("zerodha-1") != first
+
+
+class Died(BaseException):
+    """The process ends right here (a Lambda timeout, a kill): nothing after this line runs."""
+
+
+def test_a_holder_that_dies_between_login_and_promotion_leaves_an_expired_token(
+    zerodha: ZerodhaSimulator, harness: Harness
+) -> None:
+    """The login ended the stored session and nothing was promoted: status says expired, the next run logs in."""
+    kite_account(zerodha, harness, "zerodha-1")
+    assert harness.refresher().run().ok
+    first = harness.token("zerodha-1")
+    assert first is not None
+    dying = harness.refresher()
+    make_adapter = dying.adapter_factory
+
+    def dies_after_login(creds: Credentials) -> Broker:
+        broker = make_adapter(creds)
+
+        def die(session: Session) -> None:
+            raise Died
+
+        broker.validate = die  # type: ignore[method-assign]
+        return broker
+
+    dying.adapter_factory = dies_after_login
+    with pytest.raises(Died):
+        dying.refresh("zerodha-1", force=True)
+    assert profile_with(zerodha, first).status_code == 403  # the broker ended it at the new login
+    assert harness.token("zerodha-1") == first
+    assert harness.refresher().describe("zerodha-1").state is AccountState.EXPIRED
+    [next_run] = harness.refresher().run().outcomes
+    assert next_run.action == "logged-in" and next_run.state is AccountState.FRESH, next_run.error
 
 
 # ----- BlinkX: a person logs in ---------------------------------------------------------------------------
