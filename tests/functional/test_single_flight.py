@@ -11,7 +11,7 @@ from infra.local.simulators.angelone import AngelOneSimulator
 from broker_tokens.brokers.base import Broker
 from broker_tokens.credentials import Credentials
 from broker_tokens.models import AccountState, Session, Source
-from broker_tokens.state import DynamoStateStore
+from broker_tokens.state import DynamoStateStore, LeaseStatus
 from tests.functional.test_refresh_angelone import angel_account
 from tests.support.harness import Harness
 
@@ -97,3 +97,22 @@ def test_a_paused_holder_never_writes_its_older_token_over_a_newer_one(
     versions = harness.secrets_client.list_secret_version_ids(SecretId="broker-tokens/angel-1/token")["Versions"]
     assert len(versions) == 1, "only the newer login's token was ever written"
     assert newer is not None and newer["access_token"] != slept_token
+
+
+def test_dynamodb_leases_are_fenced(harness: Harness) -> None:
+    """A lapsed take can neither extend nor release the lease another has taken since (conditional writes)."""
+    store = harness.refresher().state
+    assert isinstance(store, DynamoStateStore)
+    ttl = timedelta(seconds=60)
+    old = store.try_lease("acct-1", "laptop", ttl)
+    assert old is not None and store.extend("acct-1", "laptop", old, ttl)
+    harness.clock.advance(61)  # type: ignore[attr-defined]
+    assert not store.extend("acct-1", "laptop", old, ttl), "a lapsed lease cannot be revived"
+    new = store.try_lease("acct-1", "laptop", ttl)  # the same owner again (another thread of one CLI)
+    assert new is not None and new != old
+    assert not store.extend("acct-1", "laptop", old, ttl)
+    store.release("acct-1", "laptop", old)
+    assert store.lease_status("acct-1") is LeaseStatus.HELD
+    assert store.extend("acct-1", "laptop", new, ttl)
+    store.release("acct-1", "laptop", new)
+    assert store.lease_status("acct-1") is LeaseStatus.FREE
