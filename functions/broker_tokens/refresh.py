@@ -162,9 +162,10 @@ class Refresher:
         names = sorted(set(accounts)) if accounts else sorted(brokers)
         pools: list[ThreadPoolExecutor] = []
         started: list[tuple[str, Future[Outcome]]] = []
-        for group in _by_broker(names, brokers):
-            workers = max(1, min(self.settings.max_workers, len(group)))
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="refresh")
+        groups = _by_broker(names, brokers)
+        shared = sum(1 for group in groups if not _paced_per_ip(brokers.get(group[0])))
+        for group in groups:
+            pool = ThreadPoolExecutor(self._workers(group, brokers, shared), thread_name_prefix="refresh")
             pools.append(pool)
             started += [
                 (name, pool.submit(self.refresh, name, force=force, source=source, deadline=deadline)) for name in group
@@ -236,6 +237,16 @@ class Refresher:
     def _list_brokers(self, accounts: Sequence[str] | None) -> bool:
         """Whether the run needs the listing: to find the accounts, or to give several their brokers' pools."""
         return not accounts or len(set(accounts)) > 1
+
+    def _workers(self, group: list[str], brokers: dict[str, str | None], shared: int) -> int:
+        """Threads for one broker's accounts: ``max_workers`` for a broker paced per source IP (its threads
+        mostly sleep until a login slot); the other brokers share ``max_workers`` between them, each at
+        least one thread of its own, so a run does not oversubscribe the CPU.
+        """
+        budget = self.settings.max_workers
+        if not _paced_per_ip(brokers.get(group[0])):
+            budget = -(-budget // max(1, shared))  # ceiling
+        return max(1, min(budget, len(group)))
 
     def _brokers(self) -> dict[str, str | None]:
         """Every account's broker: its credentials secret's tag, else the broker its last run recorded."""
@@ -402,9 +413,10 @@ class Refresher:
         uses_totp = any(spec.kind == "totp" for spec in broker.fields)
         logins = 0
         obtained_at = self.clock.now()
+        mark: datetime | None = None
 
         def attempt() -> LoginResult:
-            nonlocal logins, obtained_at
+            nonlocal logins, obtained_at, mark
             # A TOTP login's slot never falls where its code would wait for the next window.
             if not self.limiter.wait(
                 broker.rate_limit_key(),
@@ -415,7 +427,7 @@ class Refresher:
                 raise Deadline.error("login slot")
             deadline.check("login")
             if broker.login_ends_session():
-                self._mark_superseded(creds)
+                mark = self._mark_superseded(creds)
             logins += 1
             result = broker.login()
             if isinstance(result, Session):
@@ -433,21 +445,18 @@ class Refresher:
             broker.close()
         if isinstance(result, PendingStep):
             return self._pending(creds, result, logins)
-        return self._success(creds, result, source, logins=logins, issued_at=obtained_at)
+        # Never stamped before the mark its own login made, so it cannot read as superseded by it.
+        issued_at = max(obtained_at, mark) if mark else obtained_at
+        return self._success(creds, result, source, logins=logins, issued_at=issued_at)
 
-    def _mark_superseded(self, creds: Credentials) -> None:
+    def _mark_superseded(self, creds: Credentials) -> datetime:
         """Before a login that ends the broker's previous session: record that the stored token dies now.
 
-        The mark is in whole seconds, as token records are, and falls after the stored token's issue
-        second, so a token issued in this very second (or by a clock a little ahead) still reads dead.
+        Token records keep whole seconds, so the mark is the next whole second (or later, after a login
+        in this same second): every token stored so far reads dead, and the new one is stamped no
+        earlier than the mark.
         """
-        mark = second(self.clock.now())
-        current = self.secrets.read_token(creds.account)
-        if current is not None and current.issued_at >= mark:
-            mark = second(current.issued_at) + timedelta(seconds=1)
-        status = self.state.get(creds.account)
-        if status.superseded_at is None or status.superseded_at < mark:
-            self.state.put(replace(status, superseded_at=mark))
+        return self.state.mark_superseded(creds.account, second(self.clock.now()) + timedelta(seconds=1))
 
     # -- results ------------------------------------------------------------------------------------
 
@@ -457,10 +466,7 @@ class Refresher:
         """Promote a validated session (``issued_at``: when the broker issued it; default now) and record it."""
         cls = creds.broker_class
         now = self.clock.now()
-        superseded_at = self.state.get(creds.account).superseded_at if cls.login_supersedes else None
-        # Never stamped before the mark its own login made, so it can never read as superseded by it.
-        issued = max(issued_at or now, superseded_at) if superseded_at else issued_at or now
-        record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=issued, source=source)
+        record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=issued_at or now, source=source)
         if cls.stores_token:
             try:
                 lost = self._promote(creds, record)
@@ -469,11 +475,7 @@ class Refresher:
             if lost is not None:
                 return lost
         # Honest even right after a login: a Kite token issued before 06:00 IST dies at the reset.
-        state = (
-            token_state(record, now, self.settings, cls.daily_reset, superseded_at=superseded_at)
-            if cls.stores_token
-            else AccountState.HEALTHY
-        )
+        state = token_state(record, now, self.settings, cls.daily_reset) if cls.stores_token else AccountState.HEALTHY
         self._record(creds, logins, state=state, last_success_at=now)
         if not cls.stores_token:
             return Outcome(creds.account, cls.name, state, action="checked", logins=logins)

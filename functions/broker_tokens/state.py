@@ -32,6 +32,8 @@ STATE = "state"
 LEASE = "lease"
 # DynamoDB TTL deletes lapsed leases eventually; a day later keeps them readable for debugging.
 LEASE_TTL_GRACE = timedelta(days=1)
+# Conditional writes of the superseded mark: a clash needs two logins of one account in one second.
+MARK_TRIES = 5
 
 
 class LeaseStatus(StrEnum):
@@ -155,6 +157,11 @@ class StateStore(Protocol):
     def all(self) -> list[AccountStatus]:
         """Every stored account state."""
 
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """Record in the state item that a login ending the previous session began: the mark written,
+        ``at`` or, when a mark at or after it is already there (a login in this same second), one second
+        after that one, so the new mark always falls after every token stored so far."""
+
     def try_lease(self, account: str, owner: str, ttl: timedelta) -> str | None:
         """Take the account's lease unless someone holds it; its new fencing token when taken, else None."""
 
@@ -198,6 +205,25 @@ class DynamoStateStore:
         """Replace the account's state."""
         item = {key: self._to.serialize(value) for key, value in status.to_item().items()}
         self.client.put_item(TableName=self.table, Item=item)
+
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """One conditional UpdateItem on the state item (creating it if needed); marks only ever move on."""
+        for _ in range(MARK_TRIES):
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=self._key(account, STATE),
+                    UpdateExpression="SET superseded_at = :at",
+                    ConditionExpression="attribute_not_exists(superseded_at) OR superseded_at < :at",
+                    ExpressionAttributeValues={":at": {"S": iso(at)}},
+                )
+                return at
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+            previous = self.get(account).superseded_at
+            at = max(at, previous + timedelta(seconds=1)) if previous else at
+        raise RuntimeError(f"account '{account}': could not record the superseded mark")
 
     def all(self) -> list[AccountStatus]:
         """Every stored account state."""
@@ -321,6 +347,15 @@ class MemoryStateStore:
         """Every stored account state."""
         with self._lock:
             return [self._states[key] for key in sorted(self._states)]
+
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """Set the mark, after any mark already there."""
+        with self._lock:
+            status = self._states.get(account) or AccountStatus(account)
+            if status.superseded_at is not None and status.superseded_at >= at:
+                at = status.superseded_at + timedelta(seconds=1)
+            self._states[account] = replace(status, superseded_at=at)
+            return at
 
     def try_lease(self, account: str, owner: str, ttl: timedelta) -> str | None:
         """Take the lease unless a live one exists."""
