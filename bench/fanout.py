@@ -38,7 +38,7 @@ from bench.aws import CallCounter, EmbeddedAws
 from broker_tokens.alerts import Alerts
 from broker_tokens.brokers import broker_class
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, SystemClock
-from broker_tokens.models import AccountState, Outcome, Source
+from broker_tokens.models import AccountState, Outcome
 from broker_tokens.ratelimit import RateLimiter
 from broker_tokens.refresh import Refresher, Report
 from broker_tokens.secrets import SecretStore
@@ -264,11 +264,11 @@ class MeteredRefresher(Refresher):
         self.cpu_seconds = 0.0
         self._cpu_lock = threading.Lock()
 
-    def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
-        """Refresh as the core does, metering this thread's CPU."""
+    def refresh(self, account: str, **options: Any) -> Outcome:
+        """Refresh as the core does (same options), metering this thread's CPU."""
         started = time.thread_time()
         try:
-            return super().refresh(account, force=force, source=source)
+            return super().refresh(account, **options)
         finally:
             spent = time.thread_time() - started
             with self._cpu_lock:

@@ -43,6 +43,10 @@ class Settings:
     max_workers: int = 16
     # The person surface's base URL (its Function URL): alerts carry one-time links to it.
     person_url: str | None = None
+    # How long a CLI or local run may take (in Lambda the invocation's remaining time decides), and the
+    # part of it kept back to record states, release leases and report.
+    run_budget: timedelta = timedelta(seconds=590)
+    deadline_margin: timedelta = timedelta(seconds=10)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,4 +66,6 @@ class Settings:
             retry_budget=timedelta(seconds=_number(env, "RETRY_BUDGET_SECONDS", 150)),
             max_workers=int(_number(env, "REFRESH_MAX_WORKERS", 16)),
             person_url=env.get("PERSON_URL") or None,
+            run_budget=timedelta(seconds=_number(env, "RUN_BUDGET_SECONDS", 590)),
+            deadline_margin=timedelta(seconds=_number(env, "DEADLINE_MARGIN_SECONDS", 10)),
         )

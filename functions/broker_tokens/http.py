@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
+from broker_tokens.deadline import Deadline
 from broker_tokens.errors import transient
 
 USER_AGENT = "broker-tokens/0.1"
@@ -18,6 +19,8 @@ USER_AGENT = "broker-tokens/0.1"
 
 class HttpClient:
     """A requests.Session that always sends a timeout and turns transport failures into transients.
+
+    With a ``deadline`` (the run's), no request starts after it and none waits past it.
 
     Example:
         >>> client = HttpClient("https://apiconnect.angelone.in", timeout=10)
@@ -33,6 +36,7 @@ class HttpClient:
         self.clock = clock
         # Seconds the broker's clock is ahead of ours, from the Date header of its last answer.
         self.server_offset: float | None = None
+        self.deadline: Deadline | None = None
 
     def url(self, path: str) -> str:
         """Join the API root and a path (an absolute URL passes through)."""
@@ -42,18 +46,28 @@ class HttpClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; timeouts and connection errors become transient BrokerErrors."""
-        kwargs.setdefault("timeout", self.timeout)
+        timeout = self._timeout(f"{method} {path}")
+        kwargs.setdefault("timeout", timeout)
         sent = self.clock.time()
         try:
             response = self.session.request(method, self.url(path), **kwargs)
         except requests.Timeout:
-            raise transient(f"{method} {path}: no answer within {self.timeout[1]:g} s") from None
+            cut = " (the run's deadline)" if timeout[1] < self.timeout[1] else ""
+            raise transient(f"{method} {path}: no answer within {timeout[1]:.3g} s{cut}") from None
         except requests.ConnectionError:
             raise transient(f"{method} {path}: connection failed") from None
         except requests.RequestException as exc:
             raise transient(f"{method} {path}: {type(exc).__name__}") from None
         self._note_server_time(response, (sent + self.clock.time()) / 2)
         return response
+
+    def _timeout(self, what: str) -> tuple[float, float]:
+        """The (connect, read) timeouts, cut to what is left before the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        self.deadline.check(what)
+        left = self.deadline.remaining()
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
 
     def _note_server_time(self, response: requests.Response, local: float) -> None:
         """Remember how far the broker's clock is from ours (Date has whole seconds: take the middle)."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from broker_tokens.errors import ErrorKind
 
@@ -51,6 +52,41 @@ def parse_iso(text: str) -> datetime:
     """
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class DailyReset:
+    """A broker's daily instant, in its own time zone, after which every token issued before it is dead.
+
+    It belongs to the broker (Kite: 06:00 Asia/Kolkata, a regulatory rule), never to the deployment's
+    schedule or market time zone.
+
+    Example:
+        >>> kite = DailyReset(time(6, 0), ZoneInfo("Asia/Kolkata"))
+        >>> iso(kite.last(datetime(2026, 11, 24, 6, 0, tzinfo=UTC)))        # 11:30 IST
+        '2026-11-24T00:30:00Z'
+        >>> iso(kite.next_after(datetime(2026, 11, 24, 2, 0, tzinfo=UTC)))  # 07:30 IST
+        '2026-11-25T00:30:00Z'
+    """
+
+    at: time
+    zone: ZoneInfo
+
+    def last(self, now: datetime) -> datetime:
+        """The most recent reset at or before ``now``."""
+        local = now.astimezone(self.zone)
+        today = datetime.combine(local.date(), self.at, tzinfo=self.zone)
+        return (
+            today if today <= local else datetime.combine(local.date() - timedelta(days=1), self.at, tzinfo=self.zone)
+        )
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first reset strictly after ``moment``, in UTC."""
+        local = moment.astimezone(self.zone)
+        reset = datetime.combine(local.date(), self.at, tzinfo=self.zone)
+        if reset <= local:
+            reset = datetime.combine(local.date() + timedelta(days=1), self.at, tzinfo=self.zone)
+        return reset.astimezone(UTC)
 
 
 class Source(StrEnum):

@@ -24,7 +24,8 @@ class RateLimiter:
     Example:
         >>> from broker_tokens.clock import WarpClock
         >>> clock = WarpClock(warp_from=0.0); limiter = RateLimiter(clock)
-        >>> start = clock.time(); limiter.wait("angelone:a1", 1.0); limiter.wait("angelone:a1", 1.0)
+        >>> start = clock.time(); limiter.wait("angelone:a1", 1.0), limiter.wait("angelone:a1", 1.0)
+        (True, True)
         >>> round(clock.time() - start, 2) >= 1.0
         True
     """
@@ -35,22 +36,33 @@ class RateLimiter:
         self._sent: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, key: str | None, interval: float, *, earliest: Callable[[float], float] | None = None) -> None:
-        """Block until a call under ``key`` is allowed, and book the slot.
+    def wait(
+        self,
+        key: str | None,
+        interval: float,
+        *,
+        earliest: Callable[[float], float] | None = None,
+        latest: float | None = None,
+    ) -> bool:
+        """Block until a call under ``key`` is allowed, and book the slot; True when booked.
 
         ``earliest`` moves a slot to the first instant the call can really leave at (a TOTP login waits
         out the end of a code's window), so the calls after it are spaced from when it really goes.
+        A slot after ``latest`` (the run's deadline) is neither booked nor waited for: False.
         """
         if key is None:
-            return
+            return True
         with self._lock:
             now = self.clock.time()
             slot = max(now, self._next.get(key, now))
             if earliest is not None:
                 slot = max(slot, earliest(slot))
+            if latest is not None and slot >= latest:
+                return False
             self._next[key] = slot + interval * HEADROOM
         self.clock.sleep(slot - now)
         self._space_from_last_sent(key, interval)
+        return True
 
     def _space_from_last_sent(self, key: str, interval: float) -> None:
         """Calls booked apart can still leave together when a loaded machine wakes a thread late; the

@@ -4,20 +4,31 @@ For each account: read and check its credentials; skip it when its token is fres
 rejection stands for the same credentials version (the no-lockout breaker), or when a person-completed
 step is open; otherwise take the account's lease and log in under the retry policy, validate the
 session, and only then promote it to AWSCURRENT. A caller that finds the lease held waits for the
-holder's result instead of logging in again. Nothing about one account can stop another's.
+holder's result instead of logging in again. Nothing about one account can stop another's: each broker
+has threads of its own, and the run's deadline bounds every wait, so a run that reaches it still
+reports every account and leaves no lease held.
+
+Where a login ends the broker's previous session (Kite), the instant it begins is written to the state
+item first, so the stored token reads expired (:mod:`broker_tokens.freshness`) if the new one is never
+promoted. A session whose validation hits a transient error is validated again, not replaced by a new
+login. Promotion happens only while this holder still owns the lease (:mod:`broker_tokens.lease`) and
+never puts a token over one issued later.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from broker_tokens.alerts import Alerts
 from broker_tokens.brokers import known_broker
@@ -25,8 +36,10 @@ from broker_tokens.brokers.base import Broker
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
 from broker_tokens.credentials import Credentials, parse_credentials
-from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
-from broker_tokens.freshness import is_fresh, token_state
+from broker_tokens.deadline import Deadline
+from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind, transient
+from broker_tokens.freshness import second, token_state
+from broker_tokens.lease import Lease, hold
 from broker_tokens.logs import logger
 from broker_tokens.models import (
     MAX_FAILED_COMPLETIONS,
@@ -45,11 +58,15 @@ from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
 from broker_tokens.secrets import SecretStore
-from broker_tokens.standing import from_status, standing
-from broker_tokens.state import AccountStatus, LeaseStatus, StateStore, lease
+from broker_tokens.standing import from_status, served_state, standing
+from broker_tokens.state import AccountStatus, LeaseStatus, StateStore
 from broker_tokens.totp import ready_at
 
 LEASE_POLL_SECONDS = 0.2
+# After the deadline, how long the report waits for threads whose last call is ending (each is cut to it).
+DEADLINE_GRACE_SECONDS = 2.0
+PROMOTION_TRIES = 3
+DEADLINE_MESSAGE = "the run's deadline came before this account was done; the next run tries again"
 
 AdapterFactory = Callable[[Credentials], Broker]
 
@@ -130,36 +147,69 @@ class Refresher:
         self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
         self.adapter_factory = adapter_factory or self._default_adapter
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Per thread: the run's deadline and the lease this thread holds (one account at a time).
+        self._local = threading.local()
 
     # -- public -------------------------------------------------------------------------------------
 
     def run(
-        self, accounts: Sequence[str] | None = None, *, force: bool = False, source: Source = Source.SCHEDULE
+        self,
+        accounts: Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        source: Source = Source.SCHEDULE,
+        deadline: Deadline | None = None,
     ) -> Report:
-        """Refresh the named accounts (all discovered ones when None), concurrently.
+        """Refresh the named accounts (all discovered ones when None), concurrently, by ``deadline``.
 
-        Accounts of a broker that paces logins per source IP (known from the credentials secret's
-        ``broker`` tag) get up to ``max_workers`` threads of their own and start first: their logins
-        queue one behind another and set the run's length, and their threads mostly sleep until a login
-        slot, so the other accounts must not wait behind them. The report stays in name order.
+        Each broker (known from the credentials secret's ``broker`` tag) gets up to ``max_workers``
+        threads of its own, so one broker hanging cannot starve another's accounts; brokers that pace
+        logins per source IP start first, as their queued logins set the run's length. Every account is
+        in the report, in name order, even when the deadline (by default the settings' run budget)
+        comes first: those not done are reported failed, and their threads, cut short by the same
+        deadline, release their leases.
         """
-        brokers = {} if accounts else {entry.account: entry.broker for entry in self.secrets.listing()}
+        deadline = deadline or self.default_deadline()
+        brokers = self._brokers() if self._list_brokers(accounts) else {}
         names = sorted(set(accounts)) if accounts else sorted(brokers)
-        paced = [name for name in names if _paced_per_ip(brokers.get(name))]
-        rest = [name for name in names if not _paced_per_ip(brokers.get(name))]
-        with ExitStack() as pools:
-            started: list[tuple[str, Future[Outcome]]] = []
-            for group in (paced, rest):
-                if group:
-                    workers = max(1, min(self.settings.max_workers, len(group)))
-                    pool = pools.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="refresh"))
-                    started += [(name, pool.submit(self.refresh, name, force=force, source=source)) for name in group]
-            done = {name: future.result() for name, future in started}
-        return Report([done[name] for name in names])
+        pools: list[ThreadPoolExecutor] = []
+        started: list[tuple[str, Future[Outcome]]] = []
+        groups = _by_broker(names, brokers)
+        shared = sum(1 for group in groups if not _paced_per_ip(brokers.get(group[0])))
+        for group in groups:
+            pool = ThreadPoolExecutor(self._workers(group, brokers, shared), thread_name_prefix="refresh")
+            pools.append(pool)
+            started += [
+                (name, pool.submit(self.refresh, name, force=force, source=source, deadline=deadline)) for name in group
+            ]
+        wait([future for _, future in started], timeout=deadline.remaining() + DEADLINE_GRACE_SECONDS)
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)  # a thread still running ends at its next deadline check
+        return Report([self._result(name, future, brokers.get(name)) for name, future in started])
 
-    def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
-        """Make one account fresh; never raises, every failure becomes the outcome."""
-        return self._timed(account, lambda: self._refresh(account, force, source))
+    def refresh(
+        self,
+        account: str,
+        *,
+        force: bool = False,
+        source: Source = Source.SCHEDULE,
+        deadline: Deadline | None = None,
+    ) -> Outcome:
+        """Make one account fresh by ``deadline``; never raises, every failure becomes the outcome."""
+        self._local.deadline = deadline or self.default_deadline()
+        try:
+            return self._timed(account, lambda: self._refresh(account, force, source))
+        finally:
+            self._local.deadline = None
+
+    def default_deadline(self) -> Deadline:
+        """The deadline of a run given none (the CLI, the local stack): the settings' run budget.
+
+        Example:
+            >>> refresher.default_deadline().remaining() > 500  # doctest: +SKIP
+            True
+        """
+        return Deadline.after(self.settings.run_budget.total_seconds(), self.clock)
 
     def complete(
         self, account: str, value: str, *, source: Source = Source.CALLBACK, nonce: str | None = None
@@ -217,6 +267,40 @@ class Refresher:
 
     # -- steps --------------------------------------------------------------------------------------
 
+    def _deadline(self) -> Deadline:
+        """This thread's run deadline (a call outside :meth:`refresh`, like :meth:`complete`, gets the default)."""
+        deadline: Deadline | None = getattr(self._local, "deadline", None)
+        return deadline or self.default_deadline()
+
+    def _list_brokers(self, accounts: Sequence[str] | None) -> bool:
+        """Whether the run needs the listing: to find the accounts, or to give several their brokers' pools."""
+        return not accounts or len(set(accounts)) > 1
+
+    def _workers(self, group: list[str], brokers: dict[str, str | None], shared: int) -> int:
+        """Threads for one broker's accounts: ``max_workers`` for a broker paced per source IP (its threads
+        mostly sleep until a login slot); the other brokers share ``max_workers`` between them, each at
+        least one thread of its own, so a run does not oversubscribe the CPU.
+        """
+        budget = self.settings.max_workers
+        if not _paced_per_ip(brokers.get(group[0])):
+            budget = -(-budget // max(1, shared))  # ceiling
+        return max(1, min(budget, len(group)))
+
+    def _brokers(self) -> dict[str, str | None]:
+        """Every account's broker: its credentials secret's tag, else the broker its last run recorded."""
+        brokers = {entry.account: entry.broker for entry in self.secrets.listing()}
+        if any(known_broker(broker) is None for broker in brokers.values()):
+            recorded = {status.account: status.broker for status in self.state.all()}
+            brokers = {name: broker if known_broker(broker) else recorded.get(name) for name, broker in brokers.items()}
+        return brokers
+
+    def _result(self, account: str, future: Future[Outcome], broker: str | None) -> Outcome:
+        """The account's outcome, or a deadline failure for one that was not done in time."""
+        if future.done() and not future.cancelled():
+            return future.result()
+        future.cancel()
+        return Outcome(account, broker, AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error=DEADLINE_MESSAGE)
+
     def _timed(self, account: str, work: Callable[[], Outcome]) -> Outcome:
         started = time.monotonic()
         try:
@@ -242,6 +326,10 @@ class Refresher:
         except (AccountNotFoundError, CredentialsError) as exc:
             return self._configuration_failure(account, exc)
         cls = creds.broker_class
+        if self._deadline().expired:
+            return Outcome(
+                account, cls.name, AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error=DEADLINE_MESSAGE
+            )
         status = self.state.get(account)
         if not creds.enabled:
             if status.state is not AccountState.DISABLED:
@@ -271,16 +359,22 @@ class Refresher:
             if nonce is not None and not admits(step, nonce):
                 return self._refused(creds, "this link is not (or no longer) valid for an open login")
             broker = self.adapter_factory(creds)
+            mark = None
             try:
                 session = broker.complete(step, value)
                 register(*session.secret_values())
+                # The broker has just opened a new session: where that ends the previous one (the Kite
+                # family), the stored token is dead from now on, whether or not this one is promoted.
+                # Not before the exchange: a forged or mistyped request token changes nothing.
+                if creds.broker_class.login_supersedes:
+                    mark = self._mark_superseded(creds)
                 # The request token or code is single-use: only the validation may be retried.
                 self.policy.run(lambda: broker.validate(session), self.clock)
             except BrokerError as exc:
                 return self._failed_completion(creds, step, exc)
             finally:
                 broker.close()
-            return self._success(creds, session, source, logins=1)
+            return self._success(creds, session, source, logins=1, issued_at=mark)
 
         return self._single_flight(creds, finish)
 
@@ -289,7 +383,8 @@ class Refresher:
         cls = creds.broker_class
         if cls.stores_token:
             token = self.secrets.read_token(creds.account)
-            if token and is_fresh(token, self.clock.now(), self.settings, cls.daily_reset):
+            now = self.clock.now()
+            if token and served_state(token, cls, status, now, self.settings) is AccountState.FRESH:
                 return self._fresh_outcome(creds, token, action="skipped")
         step = status.pending_for(creds.version, self.clock.now())
         if step:
@@ -304,31 +399,47 @@ class Refresher:
         return None
 
     def _single_flight(self, creds: Credentials, work: Callable[[], Outcome]) -> Outcome:
-        """Run ``work`` holding the account's lease; if someone else holds it, take their result."""
+        """Run ``work`` holding the account's lease; if someone else holds it, take their result.
+
+        The lease held is this thread's for the ``work`` (promotion checks it), its heartbeat running.
+        """
         account = creds.account
         for _ in range(2):
-            with lease(self.state, account, self.owner, self.settings.lease_ttl) as taken:
-                if taken:
-                    return work()
-            if self._wait_for_release(account) is LeaseStatus.FREE:
+            with hold(self.state, account, self.owner, self.settings.lease_ttl) as held:
+                if held is not None:
+                    self._local.lease = held
+                    try:
+                        return work()
+                    finally:
+                        self._local.lease = None
+            waited = self._wait_for_release(account)
+            if waited is LeaseStatus.FREE:
                 return self._holder_result(creds)
+            if waited is LeaseStatus.HELD:
+                break  # the deadline came first
             # The holder died without releasing: its lease has lapsed, take over once.
         return Outcome(
             account,
             creds.broker,
             AccountState.FAILED,
             error_kind=ErrorKind.TRANSIENT,
-            error="another login for this account did not finish",
+            error="another login for this account did not finish before this run's deadline"
+            if self._deadline().expired
+            else "another login for this account did not finish",
         )
 
     def _wait_for_release(self, account: str) -> LeaseStatus:
-        deadline = self.clock.time() + self.settings.lease_ttl.total_seconds()
-        while self.clock.time() < deadline:
+        """Free or lapsed once the holder is done; still held when the lease TTL or the deadline ends the wait."""
+        until = min(self.clock.time() + self.settings.lease_ttl.total_seconds(), self._deadline().at)
+        while self.clock.time() < until:
             status = self.state.lease_status(account)
             if status is not LeaseStatus.HELD:
                 return status
-            self.clock.sleep(LEASE_POLL_SECONDS)
-        return LeaseStatus.LAPSED
+            self.clock.sleep(min(LEASE_POLL_SECONDS, max(0.0, until - self.clock.time())))
+        status = self.state.lease_status(account)
+        if status is LeaseStatus.HELD and self.clock.time() >= self._deadline().at:
+            return LeaseStatus.HELD
+        return status if status is not LeaseStatus.HELD else LeaseStatus.LAPSED
 
     def _holder_result(self, creds: Credentials) -> Outcome:
         """The outcome of the login someone else just finished for this account."""
@@ -342,42 +453,74 @@ class Refresher:
             skip = self._skip_reason(creds, self.state.get(creds.account))
             if skip:
                 return skip
+        deadline = self._deadline()
         broker = self.adapter_factory(creds)
+        broker.http.deadline = deadline
         rate = broker.login_rate
         uses_totp = any(spec.kind == "totp" for spec in broker.fields)
         logins = 0
+        obtained_at = self.clock.now()
+        mark: datetime | None = None
 
         def attempt() -> LoginResult:
-            nonlocal logins
+            nonlocal logins, obtained_at, mark
             # A TOTP login's slot never falls where its code would wait for the next window.
-            self.limiter.wait(
-                broker.rate_limit_key(), rate.interval if rate else 0.0, earliest=ready_at if uses_totp else None
-            )
+            if not self.limiter.wait(
+                broker.rate_limit_key(),
+                rate.interval if rate else 0.0,
+                earliest=ready_at if uses_totp else None,
+                latest=deadline.at,
+            ):
+                raise Deadline.error("login slot")
+            deadline.check("login")
+            if broker.login_ends_session():
+                mark = self._mark_superseded(creds)
             logins += 1
             result = broker.login()
             if isinstance(result, Session):
+                obtained_at = self.clock.now()
                 register(*result.secret_values())
-                broker.validate(result)
+                # The same session again on a transient error: a new login would end this one.
+                self.policy.run(lambda: broker.validate(result), self.clock, deadline=deadline)
             return result
 
         try:
-            result = self.policy.run(attempt, self.clock)
+            result = self.policy.run(attempt, self.clock, deadline=deadline)
         except BrokerError as exc:
             return self._failure(creds, exc, logins=logins)
         finally:
             broker.close()
         if isinstance(result, PendingStep):
             return self._pending(creds, result, logins)
-        return self._success(creds, result, source, logins=logins)
+        # Never stamped before the mark its own login made, so it cannot read as superseded by it.
+        issued_at = max(obtained_at, mark) if mark else obtained_at
+        return self._success(creds, result, source, logins=logins, issued_at=issued_at)
+
+    def _mark_superseded(self, creds: Credentials) -> datetime:
+        """Before a login that ends the broker's previous session: record that the stored token dies now.
+
+        Token records keep whole seconds, so the mark is the next whole second (or later, after a login
+        in this same second): every token stored so far reads dead, and the new one is stamped no
+        earlier than the mark.
+        """
+        return self.state.mark_superseded(creds.account, second(self.clock.now()) + timedelta(seconds=1))
 
     # -- results ------------------------------------------------------------------------------------
 
-    def _success(self, creds: Credentials, session: Session, source: Source, *, logins: int) -> Outcome:
+    def _success(
+        self, creds: Credentials, session: Session, source: Source, *, logins: int, issued_at: datetime | None = None
+    ) -> Outcome:
+        """Promote a validated session (``issued_at``: when the broker issued it; default now) and record it."""
         cls = creds.broker_class
         now = self.clock.now()
-        record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=now, source=source)
+        record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=issued_at or now, source=source)
         if cls.stores_token:
-            self.secrets.write_token(record)
+            try:
+                lost = self._promote(creds, record)
+            except BrokerError as exc:
+                return self._failure(creds, exc, logins=logins)
+            if lost is not None:
+                return lost
         # Honest even right after a login: a Kite token issued before 06:00 IST dies at the reset.
         state = token_state(record, now, self.settings, cls.daily_reset) if cls.stores_token else AccountState.HEALTHY
         self._record(creds, logins, state=state, last_success_at=now)
@@ -391,6 +534,35 @@ class Refresher:
                 " (the broker's daily reset); the next scheduled run after it logs in again"
             )
         return outcome
+
+    def _promote(self, creds: Credentials, record: TokenRecord) -> Outcome | None:
+        """Write ``record`` as AWSCURRENT if this holder still owns the lease and nothing newer is stored.
+
+        None when written (or when a newer token is already there, which is just as good); the holder's
+        result when this login lost its lease. A write that fails is tried again (the session is good)
+        within the deadline, then raises a transient BrokerError.
+        """
+        held: Lease | None = getattr(self._local, "lease", None)
+        for tries in range(1, PROMOTION_TRIES + 1):
+            try:
+                if held is not None and not held.confirm():
+                    logger.warning("lease lost before promotion: token not written", extra={"account": creds.account})
+                    outcome = self._holder_result(creds)
+                    outcome.error = outcome.error or "this login lost its lease to another; its token was not stored"
+                    return outcome
+                current = self.secrets.read_token(creds.account)
+                if current is not None and current.issued_at > record.issued_at:
+                    logger.warning("a newer token is stored: not replaced", extra={"account": creds.account})
+                    return None
+                self.secrets.write_token(record)
+                return None
+            except (ClientError, BotoCoreError) as exc:
+                if tries == PROMOTION_TRIES or self._deadline().remaining() < 1.0:
+                    raise transient(
+                        f"could not store the new token ({type(exc).__name__}); the next run logs in"
+                    ) from None
+                self.clock.sleep(0.2 * tries)
+        return None  # pragma: no cover  (the loop returns)
 
     def _failure(self, creds: Credentials, exc: BrokerError, *, logins: int) -> Outcome:
         cls = creds.broker_class
@@ -476,16 +648,15 @@ class Refresher:
             error=step.message,
         )
 
-    def _record(self, creds: Credentials, logins: int, *, keep_pending: bool = False, **fields: Any) -> None:
+    def _record(self, creds: Credentials, logins: int, **fields: Any) -> None:
         """Replace the account's state item after an attempt, carrying over what an attempt does not change.
 
         Fields not given start empty (an attempt clears the last error, the breaker and any open step),
-        except the last success, the login count, and the open step when ``keep_pending``.
+        except the last success, the superseded mark and the login count.
         """
         previous = self.state.get(creds.account)
         fields.setdefault("last_success_at", previous.last_success_at)
-        if keep_pending:
-            fields.setdefault("pending", previous.pending)
+        fields.setdefault("superseded_at", previous.superseded_at)
         self.state.put(
             AccountStatus(
                 account=creds.account,
@@ -535,3 +706,17 @@ def _paced_per_ip(broker: str | None) -> bool:
     """True for a broker whose logins are rate-limited per source IP (all of a run's logins share one)."""
     cls = known_broker(broker)
     return bool(cls and cls.login_rate and cls.login_rate.scope == "ip")
+
+
+def _by_broker(names: list[str], brokers: dict[str, str | None]) -> list[list[str]]:
+    """The accounts in one group per broker (untagged ones together), per-IP-paced brokers first.
+
+    Example:
+        >>> _by_broker(["a", "b", "c", "d"], {"a": "zerodha", "b": "tradejini", "c": "zerodha"})
+        [['b'], ['d'], ['a', 'c']]
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        cls = known_broker(brokers.get(name))
+        groups.setdefault(cls.name if cls else "", []).append(name)
+    return [groups[key] for key in sorted(groups, key=lambda key: (not _paced_per_ip(key), key))]

@@ -10,10 +10,30 @@ from __future__ import annotations
 from datetime import datetime
 
 from broker_tokens.brokers import known_broker
+from broker_tokens.brokers.base import Broker
 from broker_tokens.config import Settings
 from broker_tokens.freshness import token_state
 from broker_tokens.models import AccountState, Outcome, TokenRecord
 from broker_tokens.state import AccountStatus
+
+
+def served_state(
+    token: TokenRecord, cls: type[Broker] | None, status: AccountStatus, now: datetime, settings: Settings
+) -> AccountState:
+    """The state of a stored token about to be served or relied on: its broker's daily reset, and the
+    state item's superseded mark (see :mod:`broker_tokens.freshness`).
+
+    Example:
+        >>> from datetime import UTC
+        >>> from broker_tokens.brokers import broker_class
+        >>> from broker_tokens.models import Source
+        >>> t = TokenRecord("k1", "zerodha", "x", "token k:x", {}, issued_at=datetime(2026, 1, 1, 1, tzinfo=UTC),
+        ...                 expires_at=datetime(2026, 1, 2, 0, 30, tzinfo=UTC), source=Source.SCHEDULE)
+        >>> marked = AccountStatus("k1", superseded_at=datetime(2026, 1, 1, 2, tzinfo=UTC))
+        >>> served_state(t, broker_class("zerodha"), marked, datetime(2026, 1, 1, 3, tzinfo=UTC), Settings()).value
+        'expired'
+    """
+    return token_state(token, now, settings, cls.daily_reset if cls else None, superseded_at=status.superseded_at)
 
 
 def from_status(status: AccountStatus, broker: str | None) -> Outcome:
@@ -58,7 +78,7 @@ def standing(
         return Outcome(status.account, name, step.state, login_url=step.login_url, error=step.message)
     if cls is not None and not cls.stores_token:
         return from_status(status, name) if status.state else Outcome(status.account, name, AccountState.EXPIRED)
-    state = token_state(token, now, settings, cls.daily_reset if cls else None)
+    state = served_state(token, cls, status, now, settings) if token else AccountState.EXPIRED
     if state is not AccountState.FRESH and status.state is AccountState.FAILED:
         outcome = from_status(status, name)
     else:

@@ -1,16 +1,17 @@
-"""Account state and single-flight leases, in DynamoDB (an in-memory twin serves unit tests).
+"""Account state and the storage of single-flight leases, in DynamoDB (an in-memory twin serves unit tests).
 
 Items share one table keyed ``pk`` (the account) and ``sk``: ``state`` holds what the last attempt
 did; ``lease`` exists while someone is logging in for the account. A lease is taken with a conditional
 write and carries an expiry that outlives any holder's Lambda timeout, so a crashed holder's lease
-simply lapses.
+simply lapses; each take gets a new fencing token (``fence``), and extending or releasing the lease is
+conditional on it. The holder's side (heartbeat, the check before promoting) is
+:mod:`broker_tokens.lease`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +32,8 @@ STATE = "state"
 LEASE = "lease"
 # DynamoDB TTL deletes lapsed leases eventually; a day later keeps them readable for debugging.
 LEASE_TTL_GRACE = timedelta(days=1)
+# Conditional writes of the superseded mark: a clash needs two logins of one account in one second.
+MARK_TRIES = 5
 
 
 class LeaseStatus(StrEnum):
@@ -63,6 +66,8 @@ class AccountStatus:
     needs_attention: bool = False
     pending: PendingStep | None = field(default=None, repr=False)
     logins: int = 0
+    # When the last login that ends the broker's previous session began (see broker_tokens.freshness).
+    superseded_at: datetime | None = None
 
     def blocks_login(self, credentials_version: str | None) -> bool:
         """True while a permanent rejection stands for this very credentials version."""
@@ -91,6 +96,7 @@ class AccountStatus:
             "credentials_version": self.credentials_version,
             "needs_attention": self.needs_attention,
             "logins": self.logins,
+            "superseded_at": iso(self.superseded_at) if self.superseded_at else None,
         }
         if self.pending:
             step = self.pending
@@ -139,6 +145,7 @@ class AccountStatus:
             if pending
             else None,
             logins=int(item.get("logins", 0)),
+            superseded_at=when("superseded_at"),
         )
 
 
@@ -154,11 +161,19 @@ class StateStore(Protocol):
     def all(self) -> list[AccountStatus]:
         """Every stored account state."""
 
-    def try_lease(self, account: str, owner: str, ttl: timedelta) -> bool:
-        """Take the account's lease unless someone holds it; True when taken."""
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """Record in the state item that a login ending the previous session began: the mark written,
+        ``at`` or, when a mark at or after it is already there (a login in this same second), one second
+        after that one, so the new mark always falls after every token stored so far."""
 
-    def release(self, account: str, owner: str) -> None:
-        """Give the lease back (only the owner's own lease)."""
+    def try_lease(self, account: str, owner: str, ttl: timedelta) -> str | None:
+        """Take the account's lease unless someone holds it; its new fencing token when taken, else None."""
+
+    def extend(self, account: str, owner: str, fence: str, ttl: timedelta) -> bool:
+        """Push the lease's expiry ``ttl`` from now, only while this very take still holds it; False otherwise."""
+
+    def release(self, account: str, owner: str, fence: str | None = None) -> None:
+        """Give the lease back (only the owner's own lease; only this take's when ``fence`` is given)."""
 
     def lease_status(self, account: str) -> LeaseStatus:
         """Free, held or lapsed."""
@@ -195,6 +210,25 @@ class DynamoStateStore:
         item = {key: self._to.serialize(value) for key, value in status.to_item().items()}
         self.client.put_item(TableName=self.table, Item=item)
 
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """One conditional UpdateItem on the state item (creating it if needed); marks only ever move on."""
+        for _ in range(MARK_TRIES):
+            try:
+                self.client.update_item(
+                    TableName=self.table,
+                    Key=self._key(account, STATE),
+                    UpdateExpression="SET superseded_at = :at",
+                    ConditionExpression="attribute_not_exists(superseded_at) OR superseded_at < :at",
+                    ExpressionAttributeValues={":at": {"S": iso(at)}},
+                )
+                return at
+            except ClientError as exc:
+                if not _refused(exc):
+                    raise
+            previous = self.get(account).superseded_at
+            at = max(at, previous + timedelta(seconds=1)) if previous else at
+        raise RuntimeError(f"account '{account}': could not record the superseded mark")
+
     def all(self) -> list[AccountStatus]:
         """Every stored account state."""
         found: list[AccountStatus] = []
@@ -209,16 +243,18 @@ class DynamoStateStore:
             found.extend(AccountStatus.from_item(self._decode(item)) for item in page.get("Items", []))
         return sorted(found, key=lambda status: status.account)
 
-    def try_lease(self, account: str, owner: str, ttl: timedelta) -> bool:
+    def try_lease(self, account: str, owner: str, ttl: timedelta) -> str | None:
         """Conditional put: succeeds when no lease exists or the existing one has lapsed."""
         now = self.clock.time()
         expires = now + ttl.total_seconds()
+        fence = uuid.uuid4().hex
         try:
             self.client.put_item(
                 TableName=self.table,
                 Item={
                     **self._key(account, LEASE),
                     "owner": {"S": owner},
+                    "fence": {"S": fence},
                     "expires_at": {"N": f"{expires:.3f}"},
                     "ttl": {"N": str(int(expires + LEASE_TTL_GRACE.total_seconds()))},
                 },
@@ -226,23 +262,53 @@ class DynamoStateStore:
                 ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _refused(exc):
+                return None
+            raise
+        return fence
+
+    def extend(self, account: str, owner: str, fence: str, ttl: timedelta) -> bool:
+        """Conditional update: only this take (owner and fence), and only while it has not lapsed."""
+        now = self.clock.time()
+        expires = now + ttl.total_seconds()
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(account, LEASE),
+                UpdateExpression="SET expires_at = :expires, #ttl = :ttl",
+                ConditionExpression="#owner = :owner AND fence = :fence AND expires_at >= :now",
+                ExpressionAttributeNames={"#owner": "owner", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":fence": {"S": fence},
+                    ":now": {"N": f"{now:.3f}"},
+                    ":expires": {"N": f"{expires:.3f}"},
+                    ":ttl": {"N": str(int(expires + LEASE_TTL_GRACE.total_seconds()))},
+                },
+            )
+        except ClientError as exc:
+            if _refused(exc):
                 return False
             raise
         return True
 
-    def release(self, account: str, owner: str) -> None:
+    def release(self, account: str, owner: str, fence: str | None = None) -> None:
         """Delete the lease if it is still ours (a lapsed lease may have been taken over)."""
+        condition = "#owner = :owner"
+        values = {":owner": {"S": owner}}
+        if fence is not None:
+            condition += " AND fence = :fence"
+            values[":fence"] = {"S": fence}
         try:
             self.client.delete_item(
                 TableName=self.table,
                 Key=self._key(account, LEASE),
-                ConditionExpression="#owner = :owner",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _refused(exc):
                 raise
 
     def lease_status(self, account: str) -> LeaseStatus:
@@ -260,14 +326,15 @@ class MemoryStateStore:
     Example:
         >>> from broker_tokens.clock import SystemClock
         >>> store = MemoryStateStore(SystemClock())
-        >>> store.try_lease("a1", "me", timedelta(seconds=60)), store.try_lease("a1", "you", timedelta(seconds=60))
-        (True, False)
+        >>> minute = timedelta(seconds=60)
+        >>> bool(store.try_lease("a1", "me", minute)), store.try_lease("a1", "you", minute)
+        (True, None)
     """
 
     def __init__(self, clock: Clock):
         self.clock = clock
         self._states: dict[str, AccountStatus] = {}
-        self._leases: dict[str, tuple[str, float]] = {}
+        self._leases: dict[str, tuple[str, float, str]] = {}
         self._lock = threading.Lock()
 
     def get(self, account: str) -> AccountStatus:
@@ -285,20 +352,41 @@ class MemoryStateStore:
         with self._lock:
             return [self._states[key] for key in sorted(self._states)]
 
-    def try_lease(self, account: str, owner: str, ttl: timedelta) -> bool:
+    def mark_superseded(self, account: str, at: datetime) -> datetime:
+        """Set the mark, after any mark already there."""
+        with self._lock:
+            status = self._states.get(account) or AccountStatus(account)
+            if status.superseded_at is not None and status.superseded_at >= at:
+                at = status.superseded_at + timedelta(seconds=1)
+            self._states[account] = replace(status, superseded_at=at)
+            return at
+
+    def try_lease(self, account: str, owner: str, ttl: timedelta) -> str | None:
         """Take the lease unless a live one exists."""
         now = self.clock.time()
         with self._lock:
             held = self._leases.get(account)
             if held and held[1] >= now:
+                return None
+            fence = uuid.uuid4().hex
+            self._leases[account] = (owner, now + ttl.total_seconds(), fence)
+            return fence
+
+    def extend(self, account: str, owner: str, fence: str, ttl: timedelta) -> bool:
+        """Push the expiry while this take holds the lease."""
+        now = self.clock.time()
+        with self._lock:
+            held = self._leases.get(account)
+            if held is None or held[0] != owner or held[2] != fence or held[1] < now:
                 return False
-            self._leases[account] = (owner, now + ttl.total_seconds())
+            self._leases[account] = (owner, now + ttl.total_seconds(), fence)
             return True
 
-    def release(self, account: str, owner: str) -> None:
-        """Drop the lease if it is ours."""
+    def release(self, account: str, owner: str, fence: str | None = None) -> None:
+        """Drop the lease if it is ours (this take's, when ``fence`` is given)."""
         with self._lock:
-            if self._leases.get(account, ("", 0.0))[0] == owner:
+            held = self._leases.get(account)
+            if held and held[0] == owner and fence in (None, held[2]):
                 del self._leases[account]
 
     def lease_status(self, account: str) -> LeaseStatus:
@@ -310,19 +398,6 @@ class MemoryStateStore:
         return LeaseStatus.HELD if held[1] >= self.clock.time() else LeaseStatus.LAPSED
 
 
-@contextmanager
-def lease(store: StateStore, account: str, owner: str, ttl: timedelta) -> Iterator[bool]:
-    """Hold the account's lease for the ``with`` block; yields whether it was taken.
-
-    Example:
-        >>> from broker_tokens.clock import SystemClock
-        >>> with lease(MemoryStateStore(SystemClock()), "a1", "me", timedelta(seconds=5)) as taken:
-        ...     taken
-        True
-    """
-    taken = store.try_lease(account, owner, ttl)
-    try:
-        yield taken
-    finally:
-        if taken:
-            store.release(account, owner)
+def _refused(exc: ClientError) -> bool:
+    """True for DynamoDB's answer to a condition that did not hold."""
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from broker_tokens.deadline import Deadline
 from broker_tokens.events import RefreshRequest, parse_refresh_event
 from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.logs import logger
@@ -48,7 +49,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         account, value = request.complete
         report = Report([refresher.complete(account, value, source=request.source, nonce=request.nonce)])
     else:
-        report = refresher.run(request.accounts, force=request.force, source=request.source)
+        # Lambda's remaining time, less a margin to record, release and report: no run is killed mid-way.
+        deadline = Deadline.from_context(context, refresher.clock, refresher.settings.deadline_margin.total_seconds())
+        report = refresher.run(request.accounts, force=request.force, source=request.source, deadline=deadline)
     record_metrics(report, full_run=request.scheduled_full_run)
     logger.info("refresh report", extra={"report": report.to_dict()})
     # A completion (the token API or the person pages invoking, RequestResponse) answers its outcome:

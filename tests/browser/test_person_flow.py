@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import segno
+from infra.local.person import emailed_code
 
 from broker_tokens.cli.qr import QUIET_ZONE
-from infra.local.person import emailed_code
 from tests.e2e.test_make_run import kite_state_now
 from tests.support.browser import Browser
 from tests.support.logsink import leaks, remember_secret

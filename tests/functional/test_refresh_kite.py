@@ -14,11 +14,12 @@ from infra.local.person import browser_login
 from infra.local.simulators.base import ManualClock
 from infra.local.simulators.kite import BlinkXSimulator, KiteSimulator, ZerodhaSimulator
 
+from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.kite import KITE_TIMEZONE, BlinkX
 from broker_tokens.clock import WarpClock
-from broker_tokens.credentials import validate_credentials
+from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import ErrorKind
-from broker_tokens.models import AccountState, PendingStep, parse_iso
+from broker_tokens.models import AccountState, PendingStep, Session, parse_iso
 from broker_tokens.person.links import issue_link
 from tests.support.accounts import call_with_record, kite_credentials
 from tests.support.harness import Harness
@@ -152,7 +153,8 @@ def test_zerodha_5xx_anywhere_is_retried(zerodha: ZerodhaSimulator, harness: Har
     kite_account(zerodha, harness, "zerodha-1")
     zerodha.faults.fail_next(1, status=503, endpoint=endpoint)
     [outcome] = harness.refresher().run().outcomes
-    assert outcome.state is AccountState.FRESH and outcome.logins == 2
+    # A failed profile check is retried on the same session: a new login would end it (finding 3).
+    assert outcome.state is AccountState.FRESH and outcome.logins == (1 if endpoint == "profile" else 2)
 
 
 def test_zerodha_token_refused_right_after_the_exchange_is_transient(
@@ -161,7 +163,9 @@ def test_zerodha_token_refused_right_after_the_exchange_is_transient(
     kite_account(zerodha, harness, "zerodha-1")
     zerodha.faults.reject_validation_next(1)
     [outcome] = harness.refresher().run().outcomes
-    assert outcome.state is AccountState.FRESH and outcome.logins == 2
+    # The same session is checked again, not replaced by a second login that would end it (finding 3).
+    assert outcome.state is AccountState.FRESH and outcome.logins == 1
+    assert zerodha.count("profile") == 2 and zerodha.count("session_token") == 1
 
 
 def test_zerodha_forced_login_kills_the_previous_token(zerodha: ZerodhaSimulator, harness: Harness) -> None:
@@ -188,6 +192,73 @@ def test_zerodha_web_login_off_waits_for_a_person(
     assert "<form" in requests.get(outcome.login_url, timeout=TIMEOUT).text
     redirect = browser_login(zerodha, outcome.login_url, credentials)
     assert harness.refresher().complete("zerodha-1", redirect).state is AccountState.FRESH
+
+
+def test_announcing_a_person_login_does_not_mark_the_stored_token_superseded(
+    zerodha: ZerodhaSimulator, harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a login that reaches the broker ends the old session; a login URL for a person ends nothing."""
+    kite_account(zerodha, harness, "zerodha-1")
+    refresher = harness.refresher()
+    assert refresher.run().ok
+    marked = refresher.state.get("zerodha-1").superseded_at  # by that login, before the stored token
+    harness.clock.advance(60)  # type: ignore[attr-defined]
+    monkeypatch.setenv("ZERODHA_WEB_LOGIN", "off")
+    [outcome] = refresher.run(force=True).outcomes
+    assert outcome.state is AccountState.AWAITING_LOGIN
+    assert refresher.state.get("zerodha-1").superseded_at == marked
+    stored = harness.token("zerodha-1")
+    assert stored is not None and profile_with(zerodha, stored).status_code == 200
+    assert refresher.describe("zerodha-1").state is AccountState.AWAITING_LOGIN
+
+
+def test_a_superseded_token_is_not_skipped_by_the_next_run(zerodha: ZerodhaSimulator, harness: Harness) -> None:
+    """A login that began (the mark is written) and never promoted: the next run logs in, not skips."""
+    kite_account(zerodha, harness, "zerodha-1")
+    assert harness.refresher().run().ok
+    first = harness.token("zerodha-1")
+    zerodha.faults.latency = 5.0  # the forced login hangs past its HTTP timeout (1 s) every time
+    [hung] = harness.refresher().run(force=True).outcomes
+    zerodha.faults.latency = 0.0
+    assert hung.state is AccountState.FAILED
+    assert harness.refresher().describe("zerodha-1").state is not AccountState.FRESH
+    [next_run] = harness.refresher().run().outcomes
+    assert next_run.action == "logged-in" and next_run.state is AccountState.FRESH, next_run.error
+    assert harness.token("zerodha-1") != first
+
+
+class Died(BaseException):
+    """The process ends right here (a Lambda timeout, a kill): nothing after this line runs."""
+
+
+def test_a_holder_that_dies_between_login_and_promotion_leaves_an_expired_token(
+    zerodha: ZerodhaSimulator, harness: Harness
+) -> None:
+    """The login ended the stored session and nothing was promoted: status says expired, the next run logs in."""
+    kite_account(zerodha, harness, "zerodha-1")
+    assert harness.refresher().run().ok
+    first = harness.token("zerodha-1")
+    assert first is not None
+    dying = harness.refresher()
+    make_adapter = dying.adapter_factory
+
+    def dies_after_login(creds: Credentials) -> Broker:
+        broker = make_adapter(creds)
+
+        def die(session: Session) -> None:
+            raise Died
+
+        broker.validate = die  # type: ignore[method-assign]
+        return broker
+
+    dying.adapter_factory = dies_after_login
+    with pytest.raises(Died):
+        dying.refresh("zerodha-1", force=True)
+    assert profile_with(zerodha, first).status_code == 403  # the broker ended it at the new login
+    assert harness.token("zerodha-1") == first
+    assert harness.refresher().describe("zerodha-1").state is AccountState.EXPIRED
+    [next_run] = harness.refresher().run().outcomes
+    assert next_run.action == "logged-in" and next_run.state is AccountState.FRESH, next_run.error
 
 
 # ----- BlinkX: a person logs in ---------------------------------------------------------------------------

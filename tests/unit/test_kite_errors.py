@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -21,7 +22,7 @@ from broker_tokens.brokers.kite import (
 from broker_tokens.clock import WarpClock
 from broker_tokens.credentials import Credentials, validate_credentials
 from broker_tokens.errors import BrokerError, CredentialsError, ErrorKind
-from broker_tokens.models import AccountState, PendingStep
+from broker_tokens.models import AccountState, DailyReset, PendingStep
 from tests.support.responses import answer, raised
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DP"
@@ -132,7 +133,7 @@ def test_expiry_is_the_next_0600_ist(login_utc: datetime, expiry_utc: datetime) 
 
 
 def test_the_family_declares_the_0600_reset() -> None:
-    assert Zerodha.daily_reset == BlinkX.daily_reset == time(6, 0)
+    assert Zerodha.daily_reset == BlinkX.daily_reset == DailyReset(time(6, 0), ZoneInfo("Asia/Kolkata"))
 
 
 # ----- what an app needs ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from broker_tokens.api.auth import Gatekeeper, header
 from broker_tokens.api.errors import ApiError, bad_request
 from broker_tokens.backend import RefreshBackend
 from broker_tokens.brokers import known_broker
+from broker_tokens.brokers.base import Broker
 from broker_tokens.brokers.pitrade import sign_jwt
 from broker_tokens.callers import Caller
 from broker_tokens.client import TokenCache
@@ -32,11 +33,12 @@ from broker_tokens.clock import Clock
 from broker_tokens.config import Settings
 from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import AccountNotFoundError, CredentialsError, ErrorKind
-from broker_tokens.freshness import token_state
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState, Outcome, Source, TokenRecord, is_account_id
 from broker_tokens.redaction import register
 from broker_tokens.secrets import AccountEntry, SecretStore
+from broker_tokens.standing import served_state
+from broker_tokens.state import AccountStatus
 
 MAX_BODY_BYTES = 16 * 1024
 VERIFICATION_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -206,7 +208,12 @@ class TokenService:
                 return Answer(200, self._signed(entry))
             raise self._unavailable(entry, "no-token", f"account '{account}' has no token yet")
         cls = known_broker(record.broker)
-        state = token_state(record, self.clock.now(), self.settings, cls.daily_reset if cls else None)
+        state = self._served_state(account, record, cls)
+        if state is AccountState.EXPIRED and cls is not None and cls.login_supersedes:
+            # Superseded by a login elsewhere: its new token may be stored already, newer than our cache.
+            newer = token_record(self.tokens.revalidate(account))
+            if newer is not None and newer.issued_at > record.issued_at:
+                record, state = newer, self._served_state(account, newer, cls)
         if state is AccountState.EXPIRED:
             entry = self._entry(caller, account, "read")
             raise self._unavailable(entry, "token-expired", f"the token of account '{account}' has expired")
@@ -256,6 +263,14 @@ class TokenService:
         return self._after_login(caller, entry, outcome)
 
     # -- helpers -------------------------------------------------------------------------------------
+
+    def _served_state(self, account: str, record: TokenRecord, cls: type[Broker] | None) -> AccountState:
+        """The stored token's state by the core's rule; the state item is read only where a login
+        ends the previous session (its superseded mark), so other brokers' reads stay AWS-call free."""
+        status = (
+            self.describer.states.get(account) if cls is not None and cls.login_supersedes else AccountStatus(account)
+        )
+        return served_state(record, cls, status, self.clock.now(), self.settings)
 
     def _authorized(self, event: Mapping[str, Any], account: str, action: str) -> tuple[Caller, AccountEntry]:
         """The caller, allowed ``action`` on the existing ``account`` (401, 400 or 403 otherwise)."""

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, ClassVar, Literal
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Literal, Protocol
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from broker_tokens.errors import BrokerError, ErrorKind, totp_rejected
 from broker_tokens.http import HttpClient
 from broker_tokens.logs import logger
-from broker_tokens.models import LoginResult, PendingStep, Session, TokenRecord
+from broker_tokens.models import DailyReset, LoginResult, PendingStep, Session, TokenRecord
 from broker_tokens.totp import fresh_code
-
-if TYPE_CHECKING:
-    from broker_tokens.credentials import Credentials
 
 # Date headers carry whole seconds and a request takes time: smaller differences are noise.
 CLOCK_SKEW_TOLERANCE = 3.0
@@ -77,12 +74,30 @@ COMMON_FIELDS = (
 )
 
 
+class AccountCredentials(Protocol):
+    """What an adapter reads of an account's parsed credentials (:class:`broker_tokens.credentials.Credentials`).
+
+    Declared here so adapters never import the parser: imports run one way, credentials -> brokers.
+    """
+
+    @property
+    def account(self) -> str:
+        """The account id."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A value, or ``default`` when the key is absent."""
+
+    def secret(self, key: str) -> str:
+        """A required string value."""
+
+
 class Broker(ABC):
     """Base of every adapter.
 
     Subclasses declare ``name``, ``fields``, ``default_base_url`` and, where the broker has them,
-    ``login_rate`` and ``daily_reset`` (local time in the market time zone after which yesterday's
-    tokens are dead), then implement :meth:`login` and :meth:`validate`.
+    ``login_rate``, ``daily_reset`` (the broker's daily instant and time zone after which earlier
+    tokens are dead) and ``login_supersedes`` (a new login ends the previous session), then implement
+    :meth:`login` and :meth:`validate`.
 
     Example:
         >>> from broker_tokens.brokers import broker_class
@@ -96,7 +111,9 @@ class Broker(ABC):
     fields: ClassVar[tuple[Field, ...]]
     default_base_url: ClassVar[str | None] = None
     login_rate: ClassVar[RateLimit | None] = None
-    daily_reset: ClassVar[time | None] = None
+    daily_reset: ClassVar[DailyReset | None] = None
+    # True where a new login ends the session before it: the stored token dies the moment a login begins.
+    login_supersedes: ClassVar[bool] = False
     # False for brokers with nothing to log in to (PiTrade signs its own JWTs): the run only checks them.
     stores_token: ClassVar[bool] = True
     # True for brokers with a documented logout call (the end-of-day logout uses it).
@@ -106,7 +123,7 @@ class Broker(ABC):
     # Optional keys that make sense only together (Zerodha's password and totp_secret): all or none.
     together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
-    def __init__(self, credentials: Credentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
+    def __init__(self, credentials: AccountCredentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
         self.clock = clock
         self.http = HttpClient(self.base_url, timeout=http_timeout, clock=clock)
@@ -142,6 +159,10 @@ class Broker(ABC):
         Only for adapters with ``has_logout``; the others have no such call at their broker.
         """
         raise BrokerError(ErrorKind.CONFIGURATION, f"{self.title} has no logout call")
+
+    def login_ends_session(self) -> bool:
+        """True when :meth:`login` itself ends the previous session (so the stored token dies with it)."""
+        return self.login_supersedes
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
         """Finish a person-completed login with what the person supplied (request token, code)."""

@@ -36,7 +36,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -46,12 +46,12 @@ import requests
 from broker_tokens.brokers.base import Broker, Field
 from broker_tokens.errors import BrokerError, ErrorKind, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
-from broker_tokens.models import AccountState, LoginResult, PendingStep, Session, TokenRecord
+from broker_tokens.models import AccountState, DailyReset, LoginResult, PendingStep, Session, TokenRecord
 from broker_tokens.redaction import register
 
-# The regulatory reset is in Indian time whatever the deployment's MARKET_TIMEZONE says.
+# The regulatory reset is in Indian time whatever the deployment's MARKET_TIMEZONE or schedule says.
 KITE_TIMEZONE = ZoneInfo("Asia/Kolkata")
-DAILY_RESET = time(6, 0)
+DAILY_RESET = DailyReset(time(6, 0), KITE_TIMEZONE)
 API_VERSION = "3"
 SESSION_PATH = "/session/token"
 PROFILE_PATH = "/user/profile"
@@ -74,16 +74,13 @@ def next_daily_reset(moment: datetime) -> datetime:
     """The first 06:00 Asia/Kolkata strictly after ``moment``: when a Kite access token dies.
 
     Example:
+        >>> from datetime import UTC
         >>> next_daily_reset(datetime(2026, 11, 24, 2, 0, tzinfo=UTC)).isoformat()   # 07:30 IST
         '2026-11-25T00:30:00+00:00'
         >>> next_daily_reset(datetime(2026, 11, 23, 23, 0, tzinfo=UTC)).isoformat()  # 04:30 IST
         '2026-11-24T00:30:00+00:00'
     """
-    local = moment.astimezone(KITE_TIMEZONE)
-    reset = datetime.combine(local.date(), DAILY_RESET, tzinfo=KITE_TIMEZONE)
-    if reset <= local:
-        reset = datetime.combine(local.date() + timedelta(days=1), DAILY_RESET, tzinfo=KITE_TIMEZONE)
-    return reset.astimezone(UTC)
+    return DAILY_RESET.next_after(moment)
 
 
 def checksum(api_key: str, request_token: str, api_secret: str) -> str:
@@ -183,12 +180,14 @@ class KiteConnect(Broker):
 
     Example:
         >>> from broker_tokens.brokers import broker_class
-        >>> broker_class("blinkx").daily_reset
-        datetime.time(6, 0)
+        >>> broker_class("blinkx").daily_reset.at, broker_class("blinkx").login_supersedes
+        (datetime.time(6, 0), True)
     """
 
     daily_reset = DAILY_RESET
     has_logout = True
+    # Kite keeps one session per app and user: a new login (web or a person's) ends the previous one.
+    login_supersedes = True
     version_headers: ClassVar[dict[str, str]]
     default_login_url: ClassVar[str]
 
@@ -365,6 +364,10 @@ class BlinkX(KiteConnect):
         """No unattended login exists for BlinkX: announce the login URL for a person."""
         return self.awaiting_login()
 
+    def login_ends_session(self) -> bool:
+        """Announcing the login URL ends nothing: the person's login does, before the callback."""
+        return False
+
 
 class Zerodha(KiteConnect):
     """Zerodha Kite Connect: the unattended web login (user id, password, TOTP), or a person's login (person mode).
@@ -399,6 +402,10 @@ class Zerodha(KiteConnect):
         """Where the web app's login endpoints live: the login URL's scheme and host."""
         parts = urlsplit(self.login_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    def login_ends_session(self) -> bool:
+        """The unattended web login does; announcing the login URL (person mode) does not."""
+        return self.unattended
 
     def login(self) -> LoginResult:
         """The unattended web login and the exchange, or (person mode) a person's login."""

@@ -22,8 +22,8 @@ from broker_tokens.models import Session
 from broker_tokens.redaction import register
 
 if TYPE_CHECKING:
+    from broker_tokens.brokers.base import AccountCredentials
     from broker_tokens.clock import Clock
-    from broker_tokens.credentials import Credentials
 
 PORTFOLIO_PATH = "/portfolio"
 JWT_ALGORITHM = "HS256"
@@ -32,7 +32,7 @@ MIN_TTL_SECONDS = 60  # shorter tokens would die on their way to the app
 DEFAULT_TTL_SECONDS = MAX_TTL_SECONDS
 
 
-def sign_jwt(credentials: Credentials, clock: Clock) -> Session:
+def sign_jwt(credentials: AccountCredentials, clock: Clock) -> Session:
     """A freshly signed PiTrade JWT as a ready-to-send session.
 
     The secret key is used as UTF-8 text, exactly as PiTrade hands it out.

@@ -203,9 +203,9 @@ class ReportingRefresher(Refresher):
         super().__init__(**collaborators)
         self.on_outcome = on_outcome
 
-    def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
-        """Refresh as the core does, then report the outcome."""
-        outcome = super().refresh(account, force=force, source=source)
+    def refresh(self, account: str, **options: Any) -> Outcome:
+        """Refresh as the core does (same options), then report the outcome."""
+        outcome = super().refresh(account, **options)
         self.on_outcome(outcome)
         return outcome
 

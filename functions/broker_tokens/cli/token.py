@@ -12,8 +12,9 @@ from typing import Any
 from broker_tokens.brokers import broker_class
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, CliError, Context, account_id, command
 from broker_tokens.errors import BrokerError
-from broker_tokens.freshness import token_state
 from broker_tokens.models import AccountState, LoginResult, Session, Source, TokenRecord
+from broker_tokens.standing import served_state
+from broker_tokens.state import AccountStatus
 from broker_tokens.table import local_time
 
 
@@ -50,7 +51,8 @@ def show_token(ctx: Context) -> int:
         ctx.out.error(f"'{account}' has no token yet (see `broker-tokens status {account}`)")
         return EXIT_NOT_FRESH
     cls = broker_class(record.broker)
-    state = token_state(record, ctx.clock.now(), ctx.settings, cls.daily_reset)
+    status = ctx.state.get(account) if stored and cls.login_supersedes else AccountStatus(account)
+    state = served_state(record, cls, status, ctx.clock.now(), ctx.settings)
     expires = local_time(record.expires_at, ctx.settings.market_timezone)
     if state is AccountState.EXPIRED:
         ctx.out.error(f"the token of '{account}' has expired (expires_at {expires}): broker-tokens refresh {account}")
