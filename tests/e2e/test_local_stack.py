@@ -106,7 +106,7 @@ def test_the_blinkx_browser_login_lands_on_this_stack(stack: dict[str, Any]) -> 
     started = run_cli("login", "blinkx-demo", env=env)
     assert started.returncode == 0, started.stderr
     visited = person_logs_in(env, started.stdout.strip(), {"account": "blinkx-demo", **logins["blinkx-demo"]})
-    assert visited[0].startswith(f"{stack['state']['token_api']}/callback/blinkx-demo?"), visited
+    assert visited[0].startswith(f"{stack['state']['person_pages']}/callback/blinkx-demo?"), visited
     status = json.loads(run_cli("status", "blinkx-demo", "--json", env=env).stdout)["accounts"][0]
     assert status["state"] in ("fresh", "expiring"), status  # before 06:00 IST a Kite token is expiring
 

@@ -22,12 +22,15 @@ class FormReader(HTMLParser):
         super().__init__()
         self.action: str | None = None
         self.inputs: dict[str, str] = {}
+        self.button: str | None = None  # a link-button to tap first (the person pages' "Log in at ...")
         self._in_form = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = {name: value or "" for name, value in attrs}
         if tag == "form" and self.action is None:
             self.action, self._in_form = found.get("action", ""), True
+        elif tag == "a" and found.get("id") == "login" and self.button is None:
+            self.button = found.get("href")
         elif tag == "input" and self._in_form and found.get("name"):
             self.inputs[found["name"]] = found.get("value", "")
 
@@ -37,7 +40,8 @@ class FormReader(HTMLParser):
 
 
 def log_in(login_url: str, typed: dict[str, str]) -> list[str]:
-    """Open ``login_url``, fill the form's visible fields from ``typed`` (by name), submit, follow redirects.
+    """Open ``login_url`` (tapping its "Log in" button first, on a person page), fill the form's visible
+    fields from ``typed`` (by name), submit, follow redirects.
 
     Returns every address the browser went through after submitting (the last one is where it landed).
     Raises AssertionError when the page has no form or a field the person was not given.
@@ -47,6 +51,11 @@ def log_in(login_url: str, typed: dict[str, str]) -> list[str]:
         page.raise_for_status()
         form = FormReader()
         form.feed(page.text)
+        if form.action is None and form.button:  # the start page: tap through to the broker's form
+            page = browser.get(urljoin(page.url, form.button), timeout=TIMEOUT_SECONDS)
+            page.raise_for_status()
+            form = FormReader()
+            form.feed(page.text)
         assert form.action is not None, "the login page has no form"
         missing = [name for name, value in form.inputs.items() if not value and name not in typed]
         assert not missing, f"the person was not told what to type in {missing}"
