@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker_tokens.alerts import Alerts
+from broker_tokens.announce import Announcer
 from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.base import Broker
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
@@ -27,6 +28,7 @@ from broker_tokens.config import Settings
 from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
 from broker_tokens.freshness import is_fresh, token_state
+from broker_tokens.journal import journal_for
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState, LoginResult, Outcome, PendingStep, Session, Source, TokenRecord, iso
 from broker_tokens.ratelimit import RateLimiter, shared_limiter
@@ -108,12 +110,15 @@ class Refresher:
         limiter: RateLimiter | None = None,
         policy: RetryPolicy | None = None,
         adapter_factory: AdapterFactory | None = None,
+        announcer: Announcer | None = None,
     ):
         self.secrets = secrets
         self.state = state
         self.settings = settings
         self.clock = clock
         self.alerts = alerts or Alerts(settings.alert_topic_arn)
+        # History and messages to people, de-duplicated in one place (the state table beside the states).
+        self.announcer = announcer or Announcer(self.alerts, journal_for(state), settings, clock)
         self.limiter = limiter or shared_limiter(clock)
         self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
         self.adapter_factory = adapter_factory or self._default_adapter
@@ -143,16 +148,18 @@ class Refresher:
                     pool = pools.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="refresh"))
                     started += [(name, pool.submit(self.refresh, name, force=force, source=source)) for name in group]
             done = {name: future.result() for name, future in started}
-        return Report([done[name] for name in names])
+        report = Report([done[name] for name in names])
+        self.announcer.run_finished(report.outcomes, source=source, whole=not accounts)
+        return report
 
     def refresh(self, account: str, *, force: bool = False, source: Source = Source.SCHEDULE) -> Outcome:
         """Make one account fresh; never raises, every failure becomes the outcome."""
-        return self._timed(account, lambda: self._refresh(account, force, source))
+        return self._timed(account, lambda: self._refresh(account, force, source), source)
 
     def complete(self, account: str, value: str, *, source: Source = Source.CALLBACK) -> Outcome:
         """Finish a person-completed login (BlinkX request token, AutoShares e-mailed code)."""
         register(value)
-        return self._timed(account, lambda: self._complete(account, value, source))
+        return self._timed(account, lambda: self._complete(account, value, source), source)
 
     def reset(self, account: str) -> AccountStatus:
         """Clear needs-attention so the next run tries again (for a person who fixed the cause)."""
@@ -179,7 +186,7 @@ class Refresher:
 
     # -- steps --------------------------------------------------------------------------------------
 
-    def _timed(self, account: str, work: Callable[[], Outcome]) -> Outcome:
+    def _timed(self, account: str, work: Callable[[], Outcome], source: Source) -> Outcome:
         started = time.monotonic()
         try:
             outcome = work()
@@ -196,6 +203,7 @@ class Refresher:
         if outcome.error:
             outcome.error = scrub(outcome.error)
         logger.info("account refreshed", extra={"outcome": outcome.to_dict()})
+        self.announcer.outcome(outcome, source)
         return outcome
 
     def _refresh(self, account: str, force: bool, source: Source) -> Outcome:
@@ -365,13 +373,6 @@ class Refresher:
             needs_attention=attention,
             keep_pending=keep_pending,
         )
-        if attention:
-            self.alerts.publish(
-                f"broker-tokens: {creds.account} needs attention",
-                f"Account {creds.account} ({cls.title}) was rejected: {message}.\n"
-                "No further logins will be tried until its credentials secret changes, "
-                f"or `broker-tokens reset {creds.account}` clears it.",
-            )
         return Outcome(
             creds.account,
             cls.name,
@@ -386,11 +387,6 @@ class Refresher:
         cls = creds.broker_class
         register(step.ticket)
         self._record(creds, logins, state=step.state, pending=step)
-        where = f"Log in at {step.login_url}" if step.login_url else step.message
-        self.alerts.publish(
-            f"broker-tokens: {creds.account} is {step.state.value}",
-            f"Account {creds.account} ({cls.title}) waits for you. {where}",
-        )
         return Outcome(
             creds.account,
             cls.name,
