@@ -43,7 +43,11 @@ def test_both_functions_learn_every_resource_from_the_template(default: Deployed
     refresher_env = default.properties("RefresherFunction")["Environment"]["Variables"]
     api_env = default.properties("TokenApiFunction")["Environment"]["Variables"]
 
-    assert refresher_env == SHARED_ENVIRONMENT
+    assert refresher_env == {
+        **SHARED_ENVIRONMENT,
+        "HISTORY_DAYS": "90",
+        "REFRESH_SCHEDULE": "cron(30 7 ? * MON-FRI *);cron(0 8 ? * MON-FRI *);cron(30 8 ? * MON-FRI *)",
+    }
     assert api_env == {**SHARED_ENVIRONMENT, "AUTH_MODE": "iam", "REFRESHER_FUNCTION_NAME": "<RefresherFunction>"}
 
 

@@ -40,6 +40,7 @@ ALWAYS_OUTPUTS = {
     "RefreshDeadLetterQueueUrl",
     "TokenReaderPolicyArn",
     "DashboardName",
+    "TelegramBotSecretName",
 }
 
 
