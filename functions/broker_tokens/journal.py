@@ -130,7 +130,8 @@ class DynamoJournal:
 
     def _entry(self, item: dict[str, Any]) -> HistoryEntry:
         plain = {key: self._from.deserialize(value) for key, value in item.items()}
-        return HistoryEntry.from_dict({**plain, "account": plain["pk"]})
+        # The sort key keeps the milliseconds that order two runs within one second.
+        return HistoryEntry.from_dict({**plain, "account": plain["pk"], "at": plain["sk"].removeprefix(RUN)})
 
 
 class MemoryJournal:

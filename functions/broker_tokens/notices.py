@@ -95,7 +95,7 @@ def awaiting_notice(outcome: Outcome, link: str | None) -> Notice:
         "awaiting",
         f"{outcome.account} waits for you",
         account=outcome.account,
-        why=one_line(outcome.error) or ("a code was sent" if verification else "the broker wants a browser login"),
+        why="the broker sent a code by e-mail or SMS" if verification else "the broker wants a browser login",
         action=action,
         links=(("Enter the code" if verification else "Log in", link),) if link else (),
     )

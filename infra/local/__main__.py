@@ -33,6 +33,7 @@ from infra.local.person import browser_login, emailed_code
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import KiteSimulator
 from infra.local.stack import LocalStack
+from notifier.app import lambda_handler as notifier_handler
 from refresher.app import lambda_handler
 
 
@@ -57,7 +58,13 @@ def run(keep: bool) -> int:
             answer = exc.report.to_dict()
         zone = ZoneInfo(stack.environment.get("MARKET_TIMEZONE", "Asia/Kolkata"))
         print(outcome_table([Outcome.from_dict(line) for line in answer["accounts"]], zone, colour=colour))
+        show_telegram(stack)
         finish_person_logins(stack, demos)
+        broker_outage(stack)
+        safety_net_run(stack)
+        print("\n$ broker-tokens history")
+        sys.stdout.flush()
+        cli(["history"])
         refresher = build_refresher()
         final = Report([refresher.describe(account) for account in sorted(d.account for d in demos)])
         print("\n$ broker-tokens status")
@@ -111,6 +118,48 @@ def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
             print(f"$ broker-tokens verify {demo.account} <code from the e-mail>")
             sys.stdout.flush()
             cli(["verify", demo.account, code])
+
+
+def show_telegram(stack: LocalStack) -> None:
+    """Hand the alert topic's new messages to the notifier handler (as SNS does in AWS) and print what
+    the Telegram simulator received."""
+    if stack.alert_tap is None:
+        return
+    seen = len(stack.telegram.inbox)
+    stack.alert_tap.deliver(notifier_handler)
+    for message in stack.telegram.inbox[seen:]:
+        print(f"\n[Telegram, chat {message.chat_id}]")
+        print("\n".join(f"  {line}" for line in message.readable.splitlines()))
+
+
+def broker_outage(stack: LocalStack) -> None:
+    """Angel One answers 503 for a while: a forced refresh fails (the good token stays) and says so."""
+    angel = stack.simulators["angelone"]
+    print("\nAngel One has an outage (every call answers 503); someone forces a refresh meanwhile:")
+    print("$ broker-tokens refresh angel-demo --force")
+    sys.stdout.flush()
+    angel.faults.fail_next(50, status=503)
+    budget = os.environ.get("RETRY_BUDGET_SECONDS")
+    os.environ["RETRY_BUDGET_SECONDS"] = "2"  # a short demo; the Lambda retries for 150 s
+    try:
+        cli(["refresh", "angel-demo", "--force"])
+    finally:
+        angel.faults.clear()
+        if budget is None:
+            os.environ.pop("RETRY_BUDGET_SECONDS", None)
+        else:
+            os.environ["RETRY_BUDGET_SECONDS"] = budget
+    show_telegram(stack)
+
+
+def safety_net_run(stack: LocalStack) -> None:
+    """The 08:00 run: the outage is over, angel-demo's token was never replaced; the summary goes out."""
+    print("\nThe outage is over. The next scheduled run (a safety net) finds every token fresh...")
+    try:
+        lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+    except NotFreshError as exc:
+        print(f"  ({exc})")
+    show_telegram(stack)
 
 
 def explain_expiring(report: Report) -> None:

@@ -7,12 +7,15 @@ unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from types import TracebackType
 from typing import Any, Self
 
 from broker_tokens.clock import SYSTEM_CLOCK
+from broker_tokens.config import telegram_secret_name
+from infra.local.alert_tap import AlertTap
 from infra.local.front import LocalFront, local_token_api
 from infra.local.moto_server import MotoServer
 from infra.local.simulators.angelone import AngelOneSimulator
@@ -20,6 +23,7 @@ from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
 from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
+from infra.local.simulators.telegram import TelegramSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
@@ -35,6 +39,8 @@ SIMULATORS: dict[str, type[SimulatorServer]] = {
 
 # Short enough that a hung broker call costs a test seconds, not minutes.
 LOCAL_HTTP_TIMEOUT_SECONDS = "5"
+# The demo's Telegram chat (a person who pressed Start in the demo bot's chat).
+DEMO_CHAT_ID = 100200300
 
 
 class LocalStack:
@@ -62,6 +68,9 @@ class LocalStack:
         self.moto = moto or MotoServer()
         self._owns_moto = moto is None
         self.simulators: dict[str, SimulatorServer] = {}
+        # The Telegram Bot API and the alert topic's stand-in Lambda subscription (see alert_tap).
+        self.telegram = TelegramSimulator()
+        self.alert_tap: AlertTap | None = None
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
 
@@ -77,6 +86,7 @@ class LocalStack:
         }
         os.environ.update(self.environment)
         self.simulators = {name: simulator(clock=self.clock).start() for name, simulator in SIMULATORS.items()}
+        self._start_telegram(self.resources.topic_arn)
         api_clock = self.clock if hasattr(self.clock, "now") else SYSTEM_CLOCK
         self.front.api = local_token_api(
             self.environment, self.resources, clock=api_clock, auth_mode=self.front.auth_mode
@@ -84,9 +94,24 @@ class LocalStack:
         self.front.start()
         return self
 
+    def _start_telegram(self, topic_arn: str) -> None:
+        """The demo bot and chat on the Telegram simulator, its token where the notifier reads it, and the
+        topic's subscription that hands every alert to the notifier handler."""
+        self.telegram.start()
+        self.telegram.add_chat(DEMO_CHAT_ID)
+        token = self.telegram.add_bot("broker_tokens_demo_bot")
+        self.moto.session().client("secretsmanager", endpoint_url=self.moto.endpoint).create_secret(
+            Name=telegram_secret_name(self.prefix), SecretString=json.dumps({"bot_token": token})
+        )
+        self.alert_tap = AlertTap.subscribe(self.moto.session(), topic_arn)
+        telegram_env = {"TELEGRAM_CHAT_ID": str(DEMO_CHAT_ID), "TELEGRAM_API_URL": self.telegram.url}
+        self.environment.update(telegram_env)
+        os.environ.update(telegram_env)
+
     def stop(self) -> None:
         """Stop the token API front, the simulators (and moto, when this stack started it)."""
         self.front.stop()
+        self.telegram.stop()
         for simulator in self.simulators.values():
             simulator.stop()
         self.simulators = {}

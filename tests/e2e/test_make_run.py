@@ -100,3 +100,21 @@ def test_demo_prints_how_an_app_reads_the_token(demo: subprocess.CompletedProces
     assert re.search(
         r"curl -s -H \"Authorization: Bearer btk_\w+_[\w-]+\" http://127\.0\.0\.1:\d+/accounts/", demo.stdout
     )
+
+
+def test_alerts_reach_the_local_telegram_and_history_shows_the_runs(demo: subprocess.CompletedProcess[str]) -> None:
+    out = demo.stdout
+    messages = [block.partition("\n\n")[0] for block in out.split("[Telegram, chat 100200300]")[1:]]
+    awaiting = next(m for m in messages if "blinkx-demo waits for you" in m)
+    assert re.search(r"Log in \[http://127\.0\.0\.1:\d+/connect/login\?v=3&api_key=demo-blinkx-key\]", awaiting)
+    assert any("etna-2fa-demo waits for you" in m for m in messages)
+    failure = next(m for m in messages if "angel-demo failed to refresh" in m)
+    assert "Why: Angel One SmartAPI: login: broker answered HTTP 503" in failure
+    assert re.search(r"the next run at \d\d:\d\d IST", failure)
+    summaries = [m for m in messages if re.search(r"\d\d:\d\d IST: \d of 7 accounts fresh", m)]
+    # Before 06:00 IST the Kite tokens die at the reset, so the schedule still has work: no summary yet.
+    assert len(summaries) == (1 if kite_state_now() == "fresh" else 0)
+    assert len([m for m in messages if "blinkx-demo waits for you" in m.splitlines()[1]]) == 1  # once a day
+    history = out.partition("$ broker-tokens history")[2].partition("$ broker-tokens status")[0]
+    assert re.search(r"IST\s+angel-demo\s+failed\s+logged-in\s+\d+\s+cli\s+transient: ", history)
+    assert re.search(r"IST\s+blinkx-demo\s+fresh\s+logged-in\s+1\s+callback", history)

@@ -60,6 +60,7 @@ TAGS |= {"blockquote", "tg-emoji"}
 _TAG = re.compile(r"<(/?)([a-z-]+)((?:\s+[a-z-]+(?:=\"[^\"<>]*\"|='[^'<>]*')?)*)\s*>")
 _ENTITY = re.compile(r"&(lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 _PATH = re.compile(r"/bot([^/]+)/([A-Za-z]+)")
+_LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>')
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ class SentMessage:
     def plain(self) -> str:
         """The text as a person reads it (tags dropped, entities decoded)."""
         return html.unescape(_TAG.sub("", self.text)) if self.parse_mode == "HTML" else self.text
+
+    @property
+    def readable(self) -> str:
+        """Like :attr:`plain`, with each link's target after its text: ``Log in [https://...]``."""
+        if self.parse_mode != "HTML":
+            return self.text
+        shown = _LINK.sub(lambda m: f"{m[2]} [{m[1]}]", self.text)
+        return html.unescape(_TAG.sub("", shown))
 
 
 class TelegramSimulator(SimulatorServer):
