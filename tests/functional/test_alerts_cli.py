@@ -6,18 +6,21 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 
 import pytest
 from infra.local.alert_tap import AlertTap
 from infra.local.moto_server import MotoServer
+from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.telegram import TelegramSimulator
 from infra.local.template import LocalResources
 
 from broker_tokens.cli.main import main
 from broker_tokens.config import telegram_secret_name
 from broker_tokens.logs import logger
+from tests.support.accounts import angel_credentials
 from tests.support.harness import PREFIX, Harness
 from tests.support.logsink import remember_secret
 
@@ -127,3 +130,21 @@ def test_alerts_test_without_any_channel_is_an_error(
     monkeypatch.delenv("ALERT_TOPIC_ARN")
     code, _, err = run(capsys, "alerts", "test")
     assert code == 1 and "no alert channel configured" in err
+
+
+def test_status_shows_the_last_success(
+    harness: Harness, angel: AngelOneSimulator, cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness.add_account("angel-main", angel_credentials(angel, "A100001", pin="2468", api_key="angel-key-1"))
+    harness.add_account("desk-bad", {"broker": "angelone", "api_key": "k"})
+    harness.refresher(run_times=()).run()
+    code, out, _ = run(capsys, "status")
+    assert code == 1
+    header, angel_row, bad_row = out.splitlines()[:3]
+    assert "last success" in header
+    assert re.search(r"angel-main .* IST .* IST +\d{4}-\d\d-\d\d \d\d:\d\d IST", angel_row)
+    code, out, _ = run(capsys, "status", "--json")
+    lines = {line["account"]: line for line in json.loads(out)["accounts"]}
+    assert lines["angel-main"]["last_success_at"].endswith("Z")
+    assert "last_success_at" not in lines["desk-bad"]
+    assert bad_row.startswith("desk-bad")

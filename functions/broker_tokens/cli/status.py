@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import render_table, state_colour
 from broker_tokens.errors import ErrorKind
-from broker_tokens.models import AccountState, Outcome
+from broker_tokens.models import AccountState, Outcome, iso
 from broker_tokens.table import local_time
 
 # Reading many accounts' tokens one after another would take a while; a few at a time is plenty.
 DESCRIBE_WORKERS = 8
-HEADERS = ("account", "broker", "state", "issued", "expires", "last error / next step")
+HEADERS = ("account", "broker", "state", "issued", "expires", "last success", "last error / next step")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -28,8 +29,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="every account's state, token times and last error",
         description="Every account: broker, state (fresh, expiring, expired, failed, needs-attention, "
         "awaiting-login, awaiting-verification, healthy, disabled), when its token was issued and expires, "
-        "and the last error. No broker is called. Exit 0 when every account is fresh (or healthy, or "
-        "disabled), 1 otherwise.",
+        "when it last logged in successfully, and the last error. No broker is called. Exit 0 when every "
+        "account is fresh (or healthy, or disabled), 1 otherwise.",
         epilog="examples:\n  broker-tokens status\n  broker-tokens status --json | jq '.accounts[].state'",
     )
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="only these accounts (default: all)")
@@ -45,20 +46,34 @@ def status(ctx: Context) -> int:
     refresher = ctx.refresher
     with ThreadPoolExecutor(max_workers=DESCRIBE_WORKERS, thread_name_prefix="describe") as pool:
         outcomes = list(pool.map(refresher.describe, names))
+        successes = dict(zip(names, pool.map(lambda name: ctx.state.get(name).last_success_at, names), strict=True))
     ok = all(o.state.is_good for o in outcomes)
     if ctx.args.json:
-        ctx.out.json({"ok": ok, "accounts": [o.to_dict() for o in outcomes]})
+        accounts = [with_last_success(o.to_dict(), successes.get(o.account)) for o in outcomes]
+        ctx.out.json({"ok": ok, "accounts": accounts})
         return EXIT_OK if ok else EXIT_NOT_FRESH
     if not outcomes:
         ctx.out.print(ctx.no_accounts())
         return EXIT_OK
-    ctx.out.print(status_table(outcomes, ctx))
+    ctx.out.print(status_table(outcomes, ctx, successes))
     print_summary(ctx, outcomes)
     return EXIT_OK if ok else EXIT_NOT_FRESH
 
 
-def status_table(outcomes: Sequence[Outcome], ctx: Context) -> str:
-    """Account, broker, state (coloured on a terminal), issued, expires, and the last error or next step."""
+def with_last_success(line: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    """A status line with ``last_success_at`` when the account ever logged in.
+
+    Example:
+        >>> from datetime import UTC
+        >>> with_last_success({"account": "a1"}, datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
+        {'account': 'a1', 'last_success_at': '2026-12-02T02:00:00Z'}
+    """
+    return {**line, "last_success_at": iso(at)} if at else line
+
+
+def status_table(outcomes: Sequence[Outcome], ctx: Context, successes: Mapping[str, datetime | None]) -> str:
+    """Account, broker, state (coloured on a terminal), issued, expires, last success, and the last error or
+    next step."""
     zone = ctx.settings.market_timezone
     rows = [
         [
@@ -67,6 +82,7 @@ def status_table(outcomes: Sequence[Outcome], ctx: Context) -> str:
             o.state.value,
             local_time(o.issued_at, zone),
             local_time(o.expires_at, zone),
+            local_time(successes.get(o.account), zone),
             note(o),
         ]
         for o in outcomes
