@@ -55,25 +55,18 @@ def account_notice(outcome: Outcome, *, next_run: str) -> Notice | None:
     """
     if outcome.state.awaits_person:
         return awaiting_notice(outcome, outcome.login_url)
+    account = outcome.account
     if outcome.state is AccountState.NEEDS_ATTENTION or (
         outcome.state is AccountState.FAILED and outcome.error_kind is ErrorKind.CONFIGURATION
     ):
-        return Notice(
-            "needs-attention",
-            f"{outcome.account} needs attention",
-            account=outcome.account,
-            why=one_line(outcome.error) or "the broker rejected the login",
-            action=f"Update the password/credentials: broker-tokens accounts update {outcome.account}",
-        )
-    if outcome.state is AccountState.FAILED:
-        return Notice(
-            "failure",
-            f"{outcome.account} failed to refresh",
-            account=outcome.account,
-            why=one_line(outcome.error) or "the login failed",
-            action=f"Nothing to do yet: the next run at {next_run} retries.",
-        )
-    return None
+        kind, title, fallback = "needs-attention", f"{account} needs attention", "the broker rejected the login"
+        action = f"Update the password/credentials: broker-tokens accounts update {account}"
+    elif outcome.state is AccountState.FAILED:
+        kind, title, fallback = "failure", f"{account} failed to refresh", "the login failed"
+        action = f"Nothing to do yet: the next run at {next_run} retries."
+    else:
+        return None
+    return Notice(kind, title, account=account, why=one_line(outcome.error) or fallback, action=action)
 
 
 def awaiting_notice(outcome: Outcome, link: str | None) -> Notice:

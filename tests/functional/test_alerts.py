@@ -5,7 +5,6 @@ SNS -> Lambda, the notifier handler posts to the Telegram simulator, which is as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -28,8 +27,9 @@ from notifier.app import lambda_handler as notifier
 from tests.support.accounts import angel_credentials
 from tests.support.harness import PREFIX, Harness
 from tests.support.logsink import SECRETS, SINK, leaks, remember_secret
+from tests.support.simulators import TELEGRAM_CHAT_ID
 
-CHAT_ID = 424242
+CHAT_ID = TELEGRAM_CHAT_ID
 IST_0731 = datetime(2026, 12, 2, 2, 1, tzinfo=UTC)
 
 
@@ -47,13 +47,6 @@ class FixedClock:
 
     def sleep(self, seconds: float) -> None:
         self.at += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def telegram() -> Iterator[TelegramSimulator]:
-    with TelegramSimulator() as sim:
-        sim.add_chat(CHAT_ID)
-        yield sim
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
 
 import pytest
 from infra.local.alert_tap import AlertTap
@@ -23,15 +22,9 @@ from broker_tokens.logs import logger
 from tests.support.accounts import angel_credentials
 from tests.support.harness import PREFIX, Harness
 from tests.support.logsink import remember_secret
+from tests.support.simulators import TELEGRAM_CHAT_ID
 
-CHAT_ID = 5151
-
-
-@pytest.fixture
-def telegram() -> Iterator[TelegramSimulator]:
-    with TelegramSimulator() as sim:
-        sim.add_chat(CHAT_ID)
-        yield sim
+CHAT_ID = TELEGRAM_CHAT_ID
 
 
 @pytest.fixture
