@@ -20,6 +20,7 @@ is a JSON object ``{"bot_token": "123456789:AA..."}``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ from broker_tokens.redaction import register
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+# urllib3 logs each request line ("POST /bot<token>/sendMessage") at DEBUG, outside our redacting
+# formatter: that logger never goes below INFO once a bot exists.
+_TRANSPORT_LOGGER = logging.getLogger("urllib3.connectionpool")
 BOT_TOKEN = re.compile(r"[0-9]{3,20}:[A-Za-z0-9_-]{20,100}")
 SECRET_KEY = "bot_token"
 # Transport failures and 5xx are retried this often within one call; a 429 waits as Telegram says.
@@ -111,6 +115,8 @@ class TelegramBot:
         session: requests.Session | None = None,
     ):
         register(token)
+        if _TRANSPORT_LOGGER.getEffectiveLevel() < logging.INFO:
+            _TRANSPORT_LOGGER.setLevel(logging.INFO)
         self._token = token
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout

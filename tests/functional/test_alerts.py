@@ -5,6 +5,7 @@ SNS -> Lambda, the notifier handler posts to the Telegram simulator, which is as
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -305,3 +306,18 @@ def test_history_of_a_real_login(harness: Harness, angel: Any, moto: MotoServer,
         ("angel-main", AccountState.FRESH, "skipped"),
     ]
     assert history[0].logins == 1
+
+
+def test_the_token_in_the_url_never_reaches_a_log_line_even_at_debug(
+    telegram: TelegramSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = telegram.add_bot("chatty_bot")
+    remember_secret(token)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        bot = TelegramBot(token, api_url=telegram.url, timeout=5)
+        bot.send(str(CHAT_ID), "hi", deadline=SYSTEM_CLOCK.time() + 10)
+        with pytest.raises(TelegramError):
+            TelegramBot(token, api_url="http://127.0.0.1:9", timeout=1).send("1", "x", deadline=SYSTEM_CLOCK.time() + 2)
+    ours = [r for r in caplog.records if not r.name.startswith("infra.local.simulators")]  # not Telegram's own
+    assert [r.getMessage() for r in ours if token in r.getMessage()] == []
