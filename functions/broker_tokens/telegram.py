@@ -126,6 +126,10 @@ class TelegramBot:
     def send(self, chat_id: str, html: str, *, deadline: float) -> dict[str, Any]:
         """Post one message; returns Telegram's Message. Waits out a 429 and retries a 5xx or a dropped
         connection while ``deadline`` (clock seconds) allows; raises :class:`TelegramError` otherwise.
+
+        Example:
+            >>> bot.send("123456789", "<b>angel-main</b> needs attention", deadline=time.time() + 30)  # doctest: +SKIP
+            {'message_id': 17, 'chat': {'id': 123456789, ...}, 'text': 'angel-main needs attention', ...}
         """
         body = {
             "chat_id": chat_id,
