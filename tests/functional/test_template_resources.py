@@ -61,7 +61,7 @@ def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> 
     refresher = resources.environment("RefresherFunction")
     api = resources.environment("TokenApiFunction")
 
-    assert refresher == {
+    shared = {
         "SECRET_PREFIX": "desk",
         "STATE_TABLE_NAME": resources.table_name,
         "ALERT_TOPIC_ARN": resources.topic_arn,
@@ -72,7 +72,12 @@ def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> 
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "MARKET_TIMEZONE": "Asia/Kolkata",
     }
-    assert api == {**refresher, "AUTH_MODE": "api_key", "REFRESHER_FUNCTION_NAME": "t1-RefresherFunction"}
+    assert refresher == {
+        **shared,
+        "HISTORY_DAYS": "90",
+        "REFRESH_SCHEDULE": "cron(30 7 ? * MON-FRI *);cron(0 8 ? * MON-FRI *);cron(30 8 ? * MON-FRI *)",
+    }
+    assert api == {**shared, "AUTH_MODE": "api_key", "REFRESHER_FUNCTION_NAME": "t1-RefresherFunction"}
 
 
 def test_the_code_can_use_what_was_provisioned(session: boto3.Session) -> None:
