@@ -33,7 +33,6 @@ from infra.local.person import browser_login, emailed_code
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import KiteSimulator
 from infra.local.stack import LocalStack
-from notifier.app import lambda_handler as notifier_handler
 from refresher.app import lambda_handler
 
 
@@ -121,13 +120,8 @@ def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
 
 
 def show_telegram(stack: LocalStack) -> None:
-    """Hand the alert topic's new messages to the notifier handler (as SNS does in AWS) and print what
-    the Telegram simulator received."""
-    if stack.alert_tap is None:
-        return
-    seen = len(stack.telegram.inbox)
-    stack.alert_tap.deliver(notifier_handler)
-    for message in stack.telegram.inbox[seen:]:
+    """Relay the new alerts to the notifier and print what the Telegram simulator received."""
+    for message in stack.relay_alerts():
         print(f"\n[Telegram, chat {message.chat_id}]")
         print("\n".join(f"  {line}" for line in message.readable.splitlines()))
 

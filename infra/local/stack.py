@@ -23,7 +23,7 @@ from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
 from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
-from infra.local.simulators.telegram import TelegramSimulator
+from infra.local.simulators.telegram import SentMessage, TelegramSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
@@ -107,6 +107,17 @@ class LocalStack:
         telegram_env = {"TELEGRAM_CHAT_ID": str(DEMO_CHAT_ID), "TELEGRAM_API_URL": self.telegram.url}
         self.environment.update(telegram_env)
         os.environ.update(telegram_env)
+
+    def relay_alerts(self) -> list[SentMessage]:
+        """Hand the alert topic's new messages to the notifier handler, as SNS does in AWS; returns what
+        the Telegram simulator received meanwhile."""
+        from notifier.app import lambda_handler as notifier  # noqa: PLC0415 - the handler reads its env at call time
+
+        if self.alert_tap is None:
+            return []
+        seen = len(self.telegram.inbox)
+        self.alert_tap.deliver(notifier)
+        return self.telegram.inbox[seen:]
 
     def stop(self) -> None:
         """Stop the token API front, the simulators (and moto, when this stack started it)."""

@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from broker_tokens.cli.localstate import (
     DEFAULT_LIFETIME_HOURS,
@@ -72,6 +73,7 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
                 if current is None or current.get("pid") != pid:
                     print("state file removed or replaced: stopping", flush=True)
                     break
+                relay_alerts(stack)
         finally:
             current = read_state(state_file)
             if current is not None and current.get("pid") == pid:
@@ -79,6 +81,17 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
                     state_file.unlink()
     print("local stack stopped", flush=True)
     return 0
+
+
+def relay_alerts(stack: Any) -> None:
+    """Alerts published meanwhile go to the notifier, as SNS would; what Telegram got goes to the log."""
+    try:
+        received = stack.relay_alerts()
+    except Exception:  # a refused post must not stop the stack; the log says why
+        logger.exception("alert relay failed")
+        return
+    for message in received:
+        print(f"[Telegram, chat {message.chat_id}] " + " | ".join(message.readable.splitlines()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
