@@ -57,10 +57,20 @@ class AlertTap:
         return sorted(envelopes, key=lambda envelope: str(envelope.get("Timestamp", "")))
 
     def deliver(self, handler: Handler) -> int:
-        """Invoke the handler once per envelope, as SNS invokes a subscribed Lambda; returns how many."""
+        """Invoke the handler once per envelope, as SNS invokes a subscribed Lambda; returns how many.
+
+        Every envelope gets its invocation even when one fails (each is its own Lambda call in AWS);
+        the first failure is raised afterwards.
+        """
         envelopes = self.drain()
+        failures: list[Exception] = []
         for envelope in envelopes:
-            handler(sns_event(envelope), LocalLambdaContext("broker-tokens-notifier", timeout_seconds=60))
+            try:
+                handler(sns_event(envelope), LocalLambdaContext("broker-tokens-notifier", timeout_seconds=60))
+            except Exception as exc:  # raised below, after the others had their turn
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         return len(envelopes)
 
 
