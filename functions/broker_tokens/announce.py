@@ -62,23 +62,40 @@ class Announcer:
         self.clock = clock
 
     def outcome(self, outcome: Outcome, source: Source) -> Notice | None:
-        """Keep the outcome's history line; send its message unless sent today. Returns what was sent."""
+        """Keep the outcome's history line; send its message unless sent today. Returns what was sent.
+
+        Never raises: history and alerts are for people, and the refresh they report on must go on.
+        """
         now = self.clock.now()
         try:
             self.journal.record(HistoryEntry.from_outcome(outcome, now, source), self.history_ttl)
-        except Exception:  # history is for people reading later; the refresh must go on
+        except Exception:
             logger.exception("history not recorded", extra={"account": outcome.account})
-        reason = cause(outcome)
-        zone = self.settings.market_timezone
-        notice = account_notice(outcome, next_run=next_run_time(now, zone, self.settings.run_times))
-        if reason is None or notice is None:
+        try:
+            reason = cause(outcome)
+            zone = self.settings.market_timezone
+            notice = account_notice(outcome, next_run=next_run_time(now, zone, self.settings.run_times))
+            if reason is None or notice is None:
+                return None
+            return notice if self._once(outcome.account, reason, notice, now) else None
+        except Exception:
+            logger.exception("alert not sent", extra={"account": outcome.account})
             return None
-        return notice if self._once(outcome.account, reason, notice, now) else None
 
     def run_finished(self, outcomes: Sequence[Outcome], *, source: Source, whole: bool) -> Notice | None:
-        """After a scheduled run of every account: the day's summary, when it is time. Returns it if sent."""
+        """After a scheduled run of every account: the day's summary, when it is time. Returns it if sent.
+
+        Never raises, like :meth:`outcome`.
+        """
         if source is not Source.SCHEDULE or not whole or not outcomes:
             return None
+        try:
+            return self._summary(outcomes)
+        except Exception:
+            logger.exception("summary not sent")
+            return None
+
+    def _summary(self, outcomes: Sequence[Outcome]) -> Notice | None:
         now = self.clock.now()
         if any(schedule_can_help(o) for o in outcomes) and not self._last_run(now):
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -321,3 +322,18 @@ def test_the_token_in_the_url_never_reaches_a_log_line_even_at_debug(
             TelegramBot(token, api_url="http://127.0.0.1:9", timeout=1).send("1", "x", deadline=SYSTEM_CLOCK.time() + 2)
     ours = [r for r in caplog.records if not r.name.startswith("infra.local.simulators")]  # not Telegram's own
     assert [r.getMessage() for r in ours if token in r.getMessage()] == []
+
+
+def test_a_broken_history_table_neither_fails_the_refresh_nor_silences_the_alert(
+    harness: Harness, moto: MotoServer, cloud: LocalResources, tap: AlertTap
+) -> None:
+    broken_accounts(harness)
+    settings = replace(harness.settings, run_times=())
+    alerts = Alerts(cloud.topic_arn, client=moto.client("sns"))
+    journal = DynamoJournal("no-such-table", client=moto.client("dynamodb"))
+    announcer = Announcer(alerts, journal, settings, SYSTEM_CLOCK)
+    refresher = harness.refresher(run_times=())
+    refresher.announcer = announcer
+    report = refresher.run(["desk-bad"])
+    assert [o.state for o in report.outcomes] == [AccountState.FAILED]
+    assert [e["Subject"] for e in tap.drain()] == ["broker-tokens: desk-bad needs attention"]  # better twice than never
