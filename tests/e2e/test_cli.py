@@ -497,11 +497,13 @@ def test_alerts_test_and_history_on_the_local_stack(local_env: dict[str, str]) -
     assert "Telegram chat 100200300: sent (message " in result.stdout
     # The stack hands what the topic got to the notifier, as SNS does: its log shows Telegram's copy.
     log = Path(local_env["BROKER_TOKENS_LOCAL_STATE"]).with_suffix(".log")
+    relayed: list[str] = []
     for _ in range(40):
-        relayed = [line for line in log.read_text().splitlines() if line.startswith("[Telegram, chat 100200300]")]
+        lines = log.read_text().splitlines()
+        relayed = [line for line in lines if line.startswith("[Telegram, chat 100200300] broker-tokens test message")]
         if relayed:
             break
         time.sleep(0.25)
-    assert relayed and "broker-tokens test message" in relayed[0]
+    assert relayed
     history = run_cli("history", "--json", env=local_env)
     assert history.returncode == 0 and isinstance(json.loads(history.stdout)["entries"], list)

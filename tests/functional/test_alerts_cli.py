@@ -40,16 +40,19 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, cloud: LocalResources, telegram: Te
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str = "") -> tuple[int, str, str]:
+    # main() points the core's log handler at the stderr of the moment, which an earlier test's capture
+    # may have closed since: start from (and go back to) the real one, without flushing the old.
+    handler = logger.registered_handler
     old = sys.stdin
     sys.stdin = io.StringIO(stdin)
     try:
+        if isinstance(handler, logging.StreamHandler):
+            handler.stream = sys.__stderr__
         code = main(list(args))
     finally:
         sys.stdin = old
-        # main() points the core's log handler at this test's captured stderr; give it back.
-        handler = logger.registered_handler
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.__stderr__)
+            handler.stream = sys.__stderr__
     out, err = capsys.readouterr()
     return code, out, err
 
