@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 DEFAULT_PREFIX = "broker-tokens"
+# The template's default schedules (FirstRun, SecondRun, ThirdRun), in the market's time zone.
+DEFAULT_RUN_TIMES = (time(7, 30), time(8, 0), time(8, 30))
+_CRON_TIME = re.compile(r"cron\(\s*(\d{1,2})\s+(\d{1,2})\s")
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:
@@ -19,6 +23,40 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+
+def run_times(text: str | None) -> tuple[time, ...]:
+    """The times of day of the scheduled runs, from EventBridge cron expressions separated by ``;``.
+
+    Expressions that are not a plain minute and hour (a rate, a range) are left out: messages then
+    say "the next scheduled run" without a time.
+
+    Example:
+        >>> run_times("cron(30 7 ? * MON-FRI *);cron(0 8 ? * MON-FRI *);rate(1 hour)")
+        (datetime.time(7, 30), datetime.time(8, 0))
+    """
+    if not text:
+        return DEFAULT_RUN_TIMES
+    found = []
+    for expression in text.split(";"):
+        match = _CRON_TIME.match(expression.strip())
+        if match and int(match[1]) < 60 and int(match[2]) < 24:
+            found.append(time(int(match[2]), int(match[1])))
+    return tuple(sorted(found))
+
+
+def telegram_secret_name(prefix: str) -> str:
+    """Where the Telegram bot token lives: beside the prefix, outside its account namespace.
+
+    ``{prefix}/telegram/...`` could be mistaken for (or collide with) an account named ``telegram``,
+    and the refresher's and token API's IAM grants cover ``{prefix}/*``; ``{prefix}-telegram/`` is
+    reachable by the notifier alone.
+
+    Example:
+        >>> telegram_secret_name("broker-tokens")
+        'broker-tokens-telegram/bot-token'
+    """
+    return f"{prefix}-telegram/bot-token"
 
 
 @dataclass(frozen=True)
@@ -47,6 +85,15 @@ class Settings:
     # part of it kept back to record states, release leases and report.
     run_budget: timedelta = timedelta(seconds=590)
     deadline_margin: timedelta = timedelta(seconds=10)
+    history_days: int = 90
+    run_times: tuple[time, ...] = DEFAULT_RUN_TIMES
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+
+    @property
+    def telegram_secret(self) -> str:
+        """The bot token secret's name for this prefix."""
+        return telegram_secret_name(self.secret_prefix)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,4 +115,8 @@ class Settings:
             person_url=env.get("PERSON_URL") or None,
             run_budget=timedelta(seconds=_number(env, "RUN_BUDGET_SECONDS", 590)),
             deadline_margin=timedelta(seconds=_number(env, "DEADLINE_MARGIN_SECONDS", 10)),
+            history_days=int(_number(env, "HISTORY_DAYS", 90)),
+            run_times=run_times(env.get("REFRESH_SCHEDULE")),
+            telegram_chat_id=env.get("TELEGRAM_CHAT_ID") or None,
+            telegram_api_url=(env.get("TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
         )

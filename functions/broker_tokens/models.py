@@ -313,3 +313,106 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for a person: what happened, to which account, why in one line, and what to do.
+
+    Built by :mod:`broker_tokens.notices`, sent as plain text (e-mail) and, through the notifier, as
+    Telegram HTML. Every field is plain text; renderers escape it. ``links`` are (label, http(s) URL).
+
+    Example:
+        >>> n = Notice("awaiting", "bx waits for you", account="bx", links=(("Log in", "https://x"),))
+        >>> Notice.from_json(n.to_json()) == n
+        True
+    """
+
+    kind: str  # failure | needs-attention | awaiting | summary | test | relayed
+    title: str
+    account: str | None = None
+    why: str | None = None
+    action: str | None = None
+    links: tuple[tuple[str, str], ...] = ()
+    lines: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        """Compact JSON (the SNS message attribute the notifier reads)."""
+        body = {key: value for key, value in asdict(self).items() if value not in (None, ())}
+        return json.dumps(body, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Notice:
+        """Parse :meth:`to_json`; raises ValueError on anything else."""
+        data = json.loads(text)
+        if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in ("kind", "title")):
+            raise ValueError("not a notice: kind and title are required")
+        lines = data.get("lines") or []
+        links = data.get("links") or []
+        return cls(
+            kind=data["kind"],
+            title=data["title"],
+            account=data.get("account"),
+            why=data.get("why"),
+            action=data.get("action"),
+            links=tuple((str(label), str(url)) for label, url in links),
+            lines=tuple(str(line) for line in lines),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One account's outcome in one run, as the history keeps it (no token, no secret).
+
+    Example:
+        >>> e = HistoryEntry("a1", datetime(2026, 12, 2, 2, 0, tzinfo=UTC), AccountState.FRESH, source=Source.SCHEDULE)
+        >>> HistoryEntry.from_dict(e.to_dict()) == e
+        True
+    """
+
+    account: str
+    at: datetime
+    state: AccountState
+    source: Source
+    action: str = "none"
+    broker: str | None = None
+    logins: int = 0
+    error_kind: ErrorKind | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+    @classmethod
+    def from_outcome(cls, outcome: Outcome, at: datetime, source: Source) -> HistoryEntry:
+        """The history line of a report line."""
+        return cls(
+            account=outcome.account,
+            at=at,
+            state=outcome.state,
+            source=source,
+            action=outcome.action,
+            broker=outcome.broker,
+            logins=outcome.logins,
+            error_kind=outcome.error_kind,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (time in ISO 8601 UTC, absent values omitted)."""
+        return {key: _plain(value) for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, line: dict[str, Any]) -> HistoryEntry:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            account=line["account"],
+            at=parse_iso(line["at"]),
+            state=AccountState(line["state"]),
+            source=Source(line["source"]),
+            action=line.get("action", "none"),
+            broker=line.get("broker"),
+            logins=int(line.get("logins", 0)),
+            error_kind=ErrorKind(line["error_kind"]) if line.get("error_kind") else None,
+            error=line.get("error"),
+            duration_ms=int(line.get("duration_ms", 0)),
+        )

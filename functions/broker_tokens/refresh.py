@@ -31,6 +31,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from broker_tokens.alerts import Alerts
+from broker_tokens.announce import Announcer
 from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.base import Broker
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
@@ -39,6 +40,7 @@ from broker_tokens.credentials import Credentials, parse_credentials
 from broker_tokens.deadline import Deadline
 from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind, transient
 from broker_tokens.freshness import second, token_state
+from broker_tokens.journal import journal_for
 from broker_tokens.lease import Lease, hold
 from broker_tokens.logs import logger
 from broker_tokens.models import (
@@ -53,7 +55,6 @@ from broker_tokens.models import (
     iso,
 )
 from broker_tokens.person.links import admits, issue_link, new_nonce, person_link, with_link
-from broker_tokens.person.message import awaiting_message
 from broker_tokens.ratelimit import RateLimiter, shared_limiter
 from broker_tokens.redaction import register, scrub
 from broker_tokens.retry import RetryPolicy
@@ -137,12 +138,15 @@ class Refresher:
         limiter: RateLimiter | None = None,
         policy: RetryPolicy | None = None,
         adapter_factory: AdapterFactory | None = None,
+        announcer: Announcer | None = None,
     ):
         self.secrets = secrets
         self.state = state
         self.settings = settings
         self.clock = clock
         self.alerts = alerts or Alerts(settings.alert_topic_arn)
+        # History and messages to people, de-duplicated in one place (the state table beside the states).
+        self.announcer = announcer or Announcer(self.alerts, journal_for(state), settings, clock, self.person_link)
         self.limiter = limiter or shared_limiter(clock)
         self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
         self.adapter_factory = adapter_factory or self._default_adapter
@@ -185,7 +189,9 @@ class Refresher:
         wait([future for _, future in started], timeout=deadline.remaining() + DEADLINE_GRACE_SECONDS)
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)  # a thread still running ends at its next deadline check
-        return Report([self._result(name, future, brokers.get(name)) for name, future in started])
+        report = Report([self._result(name, future, brokers.get(name)) for name, future in started])
+        self.announcer.run_finished(report.outcomes, source=source, whole=not accounts)
+        return report
 
     def refresh(
         self,
@@ -198,7 +204,7 @@ class Refresher:
         """Make one account fresh by ``deadline``; never raises, every failure becomes the outcome."""
         self._local.deadline = deadline or self.default_deadline()
         try:
-            return self._timed(account, lambda: self._refresh(account, force, source))
+            return self._timed(account, lambda: self._refresh(account, force, source), source)
         finally:
             self._local.deadline = None
 
@@ -221,7 +227,7 @@ class Refresher:
         already trusted (an authorized API caller, the operator's CLI).
         """
         register(value, nonce)
-        return self._timed(account, lambda: self._complete(account, value, source, nonce))
+        return self._timed(account, lambda: self._complete(account, value, source, nonce), source)
 
     def person_link(self, account: str) -> str | None:
         """A new one-time link to the account's open person login, or None (no person pages, no open login).
@@ -301,7 +307,7 @@ class Refresher:
         future.cancel()
         return Outcome(account, broker, AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error=DEADLINE_MESSAGE)
 
-    def _timed(self, account: str, work: Callable[[], Outcome]) -> Outcome:
+    def _timed(self, account: str, work: Callable[[], Outcome], source: Source) -> Outcome:
         started = time.monotonic()
         try:
             outcome = work()
@@ -318,6 +324,10 @@ class Refresher:
         if outcome.error:
             outcome.error = scrub(outcome.error)
         logger.info("account refreshed", extra={"outcome": outcome.to_dict()})
+        # The person link of a step this attempt opened goes to the announcer only, never to a log line.
+        link, until = getattr(self._local, "person_step", None) or (None, None)
+        self._local.person_step = None
+        self.announcer.outcome(outcome, source, link=link, link_expires_at=until)
         return outcome
 
     def _refresh(self, account: str, force: bool, source: Source) -> Outcome:
@@ -577,13 +587,6 @@ class Refresher:
             error=message,
             needs_attention=attention,
         )
-        if attention:
-            self.alerts.publish(
-                f"broker-tokens: {creds.account} needs attention",
-                f"Account {creds.account} ({cls.title}) was rejected: {message}.\n"
-                "No further logins will be tried until its credentials secret changes, "
-                f"or `broker-tokens reset {creds.account}` clears it.",
-            )
         return Outcome(
             creds.account,
             cls.name,
@@ -633,11 +636,9 @@ class Refresher:
         register(step.ticket)
         nonce = new_nonce()
         self._record(creds, logins, state=step.state, pending=with_link(step, nonce))
+        # The step's one message (runs skip an account while its step is open) carries the step's link.
         link = person_link(self.settings.person_url, creds.account, nonce) if self.settings.person_url else None
-        message = awaiting_message(
-            creds.account, cls.title, step.state, link, expires_at=step.expires_at, zone=self.settings.market_timezone
-        )
-        self.alerts.publish(message.subject, message.text, link=link)
+        self._local.person_step = (link, step.expires_at)
         return Outcome(
             creds.account,
             cls.name,

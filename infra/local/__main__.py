@@ -25,6 +25,7 @@ import threading
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from broker_tokens.cli import main as cli
 from broker_tokens.cli.local import demo_login_lines
 from broker_tokens.cli.localstate import DEMO_MODULE, running_state, state_path
 from broker_tokens.credentials import parse_credentials
@@ -68,7 +69,13 @@ def run(keep: bool, port: int = DEFAULT_FRONT_PORT, *, logout: bool = False) -> 
             answer = exc.report.to_dict()
         zone = ZoneInfo(stack.environment.get("MARKET_TIMEZONE", "Asia/Kolkata"))
         print(outcome_table([Outcome.from_dict(line) for line in answer["accounts"]], zone, colour=colour))
+        show_telegram(stack)
         finish_person_logins(stack, demos)
+        broker_outage(stack)
+        safety_net_run(stack)
+        print("\n$ broker-tokens history")
+        sys.stdout.flush()
+        cli(["history"])
         refresher = build_refresher()
         final = Report([refresher.describe(account) for account in sorted(d.account for d in demos)])
         print("\n$ broker-tokens status")
@@ -204,6 +211,43 @@ def page_heading(page: str) -> str:
     """
     found = re.search(r"<h1>(.*?)</h1>", page, re.S)
     return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))) if found else "(no heading)"
+
+
+def show_telegram(stack: LocalStack) -> None:
+    """Relay the new alerts to the notifier and print what the Telegram simulator received."""
+    for message in stack.relay_alerts():
+        print(f"\n[Telegram, chat {message.chat_id}]")
+        print("\n".join(f"  {line}" for line in message.readable.splitlines()))
+
+
+def broker_outage(stack: LocalStack) -> None:
+    """Angel One answers 503 for a while: a forced refresh fails (the good token stays) and says so."""
+    angel = stack.simulators["angelone"]
+    print("\nAngel One has an outage (every call answers 503); someone forces a refresh meanwhile:")
+    print("$ broker-tokens refresh angel-demo --force")
+    sys.stdout.flush()
+    angel.faults.fail_next(50, status=503)
+    budget = os.environ.get("RETRY_BUDGET_SECONDS")
+    os.environ["RETRY_BUDGET_SECONDS"] = "2"  # a short demo; the Lambda retries for 150 s
+    try:
+        cli(["refresh", "angel-demo", "--force"])
+    finally:
+        angel.faults.clear()
+        if budget is None:
+            os.environ.pop("RETRY_BUDGET_SECONDS", None)
+        else:
+            os.environ["RETRY_BUDGET_SECONDS"] = budget
+    show_telegram(stack)
+
+
+def safety_net_run(stack: LocalStack) -> None:
+    """The 08:00 run: the outage is over, angel-demo's token was never replaced; the summary goes out."""
+    print("\nThe outage is over. The next scheduled run (a safety net) finds every token fresh...")
+    try:
+        lambda_handler({}, LocalLambdaContext("broker-tokens-refresher"))
+    except NotFreshError as exc:
+        print(f"  ({exc})")
+    show_telegram(stack)
 
 
 def explain_expiring(report: Report) -> None:

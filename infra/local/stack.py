@@ -7,6 +7,7 @@ unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from types import TracebackType
@@ -14,9 +15,10 @@ from typing import Any, Self
 
 from broker_tokens.backend import LocalBackend
 from broker_tokens.clock import SYSTEM_CLOCK
-from broker_tokens.config import Settings
+from broker_tokens.config import Settings, telegram_secret_name
 from broker_tokens.person.runtime import build_person_service, install_person
 from broker_tokens.runtime import build_refresher
+from infra.local.alert_tap import AlertTap
 from infra.local.front import LocalFront, local_token_api
 from infra.local.inbox import AlertInbox
 from infra.local.invoke import LocalFunctions
@@ -26,6 +28,7 @@ from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.base import SimulatorServer
 from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
+from infra.local.simulators.telegram import SentMessage, TelegramSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 from person_pages.app import lambda_handler as person_handler
@@ -43,6 +46,8 @@ SIMULATORS: dict[str, type[SimulatorServer]] = {
 
 # Short enough that a hung broker call costs a test seconds, not minutes.
 LOCAL_HTTP_TIMEOUT_SECONDS = "5"
+# The demo's Telegram chat (a person who pressed Start in the demo bot's chat).
+DEMO_CHAT_ID = 100200300
 
 
 class LocalStack:
@@ -74,6 +79,9 @@ class LocalStack:
         self.moto = moto or MotoServer()
         self._owns_moto = moto is None
         self.simulators: dict[str, SimulatorServer] = {}
+        # The Telegram Bot API and the alert topic's stand-in Lambda subscription (see alert_tap).
+        self.telegram = TelegramSimulator()
+        self.alert_tap: AlertTap | None = None
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         # The refresher function behind Lambda's Invoke API (`broker-tokens refresh` in function mode).
@@ -94,6 +102,7 @@ class LocalStack:
         os.environ.update(self.environment)
         self.inbox = AlertInbox(self.moto.session(), self.resources.topic_arn)
         self.simulators = {name: simulator(clock=self.clock).start() for name, simulator in SIMULATORS.items()}
+        self._start_telegram(self.resources.topic_arn)
         api_clock = self.clock if hasattr(self.clock, "now") else SYSTEM_CLOCK
         self.front.api = local_token_api(
             self.environment, self.resources, clock=api_clock, auth_mode=self.front.auth_mode
@@ -129,6 +138,31 @@ class LocalStack:
             return self.inbox.link(account)
         return build_refresher(Settings.from_env(self.environment)).person_link(account)
 
+    def _start_telegram(self, topic_arn: str) -> None:
+        """The demo bot and chat on the Telegram simulator, its token where the notifier reads it, and the
+        topic's subscription that hands every alert to the notifier handler."""
+        self.telegram.start()
+        self.telegram.add_chat(DEMO_CHAT_ID)
+        token = self.telegram.add_bot("broker_tokens_demo_bot")
+        self.moto.session().client("secretsmanager", endpoint_url=self.moto.endpoint).create_secret(
+            Name=telegram_secret_name(self.prefix), SecretString=json.dumps({"bot_token": token})
+        )
+        self.alert_tap = AlertTap.subscribe(self.moto.session(), topic_arn)
+        telegram_env = {"TELEGRAM_CHAT_ID": str(DEMO_CHAT_ID), "TELEGRAM_API_URL": self.telegram.url}
+        self.environment.update(telegram_env)
+        os.environ.update(telegram_env)
+
+    def relay_alerts(self) -> list[SentMessage]:
+        """Hand the alert topic's new messages to the notifier handler, as SNS does in AWS; returns what
+        the Telegram simulator received meanwhile."""
+        from notifier.app import lambda_handler as notifier  # noqa: PLC0415 - the handler reads its env at call time
+
+        if self.alert_tap is None:
+            return []
+        seen = len(self.telegram.inbox)
+        self.alert_tap.deliver(notifier)
+        return self.telegram.inbox[seen:]
+
     def stop(self) -> None:
         """Stop the fronts, the simulators (and moto, when this stack started it)."""
         self.front.stop()
@@ -137,6 +171,7 @@ class LocalStack:
             self.functions = None
         self.person_front.stop()
         install_person(None)
+        self.telegram.stop()
         for simulator in self.simulators.values():
             simulator.stop()
         self.simulators = {}

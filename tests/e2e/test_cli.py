@@ -600,6 +600,25 @@ def test_python_dash_m_is_the_same_entry_point(tmp_path: Path) -> None:
     assert shutil.which("broker-tokens", path=str(Path(sys.executable).parent)) is not None
 
 
+def test_alerts_test_and_history_on_the_local_stack(local_env: dict[str, str]) -> None:
+    result = run_cli("alerts", "test", env=local_env)
+    assert result.returncode == 0, result.stderr
+    assert ": published (e-mail subscribers and the stack's notifier get it)" in result.stdout
+    assert "Telegram chat 100200300: sent (message " in result.stdout
+    # The stack hands what the topic got to the notifier, as SNS does: its log shows Telegram's copy.
+    log = Path(local_env["BROKER_TOKENS_LOCAL_STATE"]).with_suffix(".log")
+    relayed: list[str] = []
+    for _ in range(40):
+        lines = log.read_text().splitlines()
+        relayed = [line for line in lines if line.startswith("[Telegram, chat 100200300] broker-tokens test message")]
+        if relayed:
+            break
+        time.sleep(0.25)
+    assert relayed
+    history = run_cli("history", "--json", env=local_env)
+    assert history.returncode == 0 and isinstance(json.loads(history.stdout)["entries"], list)
+
+
 # -- a deployed stack: status and doctor --stack ----------------------------------------------------------
 
 STACK_TEMPLATE = {

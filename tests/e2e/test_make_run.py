@@ -129,3 +129,21 @@ def test_the_logout_ends_each_session_at_its_simulator_and_the_next_run_logs_in(
     again = {m.group(1): m.group(3) for line in morning.splitlines() if (m := ROW.match(line))}
     assert again["angel-demo"] == again["tradejini-demo"] == "fresh"
     assert again["blinkx-demo"] == "awaiting-login"  # a person logs in again, as every morning
+
+
+def test_alerts_reach_the_local_telegram_and_history_shows_the_runs(demo: subprocess.CompletedProcess[str]) -> None:
+    out = demo.stdout
+    messages = [block.partition("\n\n")[0] for block in out.split("[Telegram, chat 100200300]")[1:]]
+    awaiting = next(m for m in messages if "blinkx-demo waits for you" in m)
+    assert re.search(r"Log in \[http://127\.0\.0\.1:\d+/login/blinkx-demo\?n=[A-Za-z0-9_-]+\]", awaiting)
+    assert any("etna-2fa-demo waits for you" in m for m in messages)
+    failure = next(m for m in messages if "angel-demo failed to refresh" in m)
+    assert "Why: Angel One SmartAPI: login: broker answered HTTP 503" in failure
+    assert re.search(r"the next run at \d\d:\d\d IST", failure)
+    summaries = [m for m in messages if re.search(r"\d\d:\d\d IST: \d of 7 accounts fresh", m)]
+    # Before 06:00 IST the Kite tokens die at the reset, so the schedule still has work: no summary yet.
+    assert len(summaries) == (1 if kite_state_now() == "fresh" else 0)
+    assert len([m for m in messages if "blinkx-demo waits for you" in m.splitlines()[1]]) == 1  # once a day
+    history = out.partition("$ broker-tokens history")[2].partition("$ broker-tokens status")[0]
+    assert re.search(r"IST\s+angel-demo\s+failed\s+logged-in\s+\d+\s+cli\s+transient: ", history)
+    assert re.search(r"IST\s+blinkx-demo\s+fresh\s+logged-in\s+1\s+callback", history)

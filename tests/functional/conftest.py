@@ -11,12 +11,13 @@ from infra.local.simulators.angelone import AngelOneSimulator
 from infra.local.simulators.autoshares import AutoSharesSimulator
 from infra.local.simulators.kite import BlinkXSimulator, ZerodhaSimulator
 from infra.local.simulators.pitrade import PiTradeSimulator
+from infra.local.simulators.telegram import TelegramSimulator
 from infra.local.simulators.tradejini import TradejiniSimulator
 from infra.local.template import LocalResources, provision
 
 from broker_tokens.clock import WarpClock
 from tests.support.harness import PREFIX, Harness
-from tests.support.simulators import simulator_fixture
+from tests.support.simulators import TELEGRAM_CHAT_ID, simulator_fixture
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +64,11 @@ blinkx = simulator_fixture(
     "blinkx", BlinkXSimulator, "The BlinkX simulator (API root /SmartApi and login origin) on the shared clock."
 )
 pitrade = simulator_fixture("pitrade", PiTradeSimulator, "The PiTrade Partner API simulator on the shared clock.")
+
+
+@pytest.fixture
+def telegram() -> Iterator[TelegramSimulator]:
+    """The Telegram Bot API simulator, with one chat (TELEGRAM_CHAT_ID) that wrote to its bots."""
+    with TelegramSimulator() as sim:
+        sim.add_chat(TELEGRAM_CHAT_ID)
+        yield sim

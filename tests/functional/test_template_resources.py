@@ -74,8 +74,11 @@ def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> 
         # The person pages' URL is served by a local front: a placeholder until the stack starts it.
         "PERSON_URL": "http://personpagesfunctionurl.invalid/",
         "ZERODHA_WEB_LOGIN": "on",
+        "HISTORY_DAYS": "90",
+        "REFRESH_SCHEDULE": "cron(30 7 ? * MON-FRI *);cron(0 8 ? * MON-FRI *);cron(30 8 ? * MON-FRI *)",
     }
-    shared = {key: value for key, value in refresher.items() if key not in ("PERSON_URL", "ZERODHA_WEB_LOGIN")}
+    refresher_only = ("PERSON_URL", "ZERODHA_WEB_LOGIN", "HISTORY_DAYS", "REFRESH_SCHEDULE")
+    shared = {key: value for key, value in refresher.items() if key not in refresher_only}
     assert api == {**shared, "AUTH_MODE": "api_key", "REFRESHER_FUNCTION_NAME": "t1-RefresherFunction"}
     person = resources.environment("PersonPagesFunction")
     assert person == {**shared, "REFRESHER_FUNCTION_NAME": "t1-refresher"}

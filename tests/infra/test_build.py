@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,10 @@ def test_requirements_name_only_modules_this_test_knows() -> None:
 
 
 @pytest.mark.slow
-def test_build_makes_importable_artifacts_and_a_deployable_template(tmp_path: Path, default: Deployed) -> None:
+def test_build_makes_importable_artifacts_and_a_deployable_template(
+    tmp_path: Path, deploy: Callable[..., Deployed]
+) -> None:
+    everything = deploy(TelegramChatId="424242")  # the notifier exists only with a chat id
     functions = functions_of(load_template(), ROOT, "python3.13")
     missing = [str(f.handler_file()) for f in functions if not f.handler_file().is_file()]
     if missing:
@@ -101,7 +105,7 @@ def test_build_makes_importable_artifacts_and_a_deployable_template(tmp_path: Pa
             "AWS_DEFAULT_REGION": "ap-south-1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            **default.properties(function.logical_id)["Environment"]["Variables"],
+            **everything.properties(function.logical_id)["Environment"]["Variables"],
         }
         modules = [function.handler.rsplit(".", 2)[0], "broker_tokens", *IMPORT_NAMES.values()]
         probe = subprocess.run(

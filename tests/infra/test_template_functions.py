@@ -48,6 +48,8 @@ def test_both_functions_learn_every_resource_from_the_template(default: Deployed
         **SHARED_ENVIRONMENT,
         "PERSON_URL": "<PersonPagesFunctionUrl.FunctionUrl>",
         "ZERODHA_WEB_LOGIN": "on",
+        "HISTORY_DAYS": "90",
+        "REFRESH_SCHEDULE": "cron(30 7 ? * MON-FRI *);cron(0 8 ? * MON-FRI *);cron(30 8 ? * MON-FRI *)",
     }
     assert api_env == {**SHARED_ENVIRONMENT, "AUTH_MODE": "iam", "REFRESHER_FUNCTION_NAME": "<RefresherFunction>"}
 

@@ -48,6 +48,7 @@ ALWAYS_OUTPUTS = {
     "RefreshDeadLetterQueueUrl",
     "TokenReaderPolicyArn",
     "DashboardName",
+    "TelegramBotSecretName",
 }
 
 

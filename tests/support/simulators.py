@@ -11,6 +11,8 @@ from infra.local.simulators.base import SimulatorServer
 from broker_tokens.clock import WarpClock
 
 S = TypeVar("S", bound=SimulatorServer)
+# The chat the Telegram simulator fixture knows (a person who pressed Start in the bot's chat).
+TELEGRAM_CHAT_ID = 424242
 
 
 def simulator_fixture(name: str, simulator: Callable[..., S], doc: str) -> Any:

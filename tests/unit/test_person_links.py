@@ -14,7 +14,8 @@ import pytest
 
 from broker_tokens.clock import WarpClock
 from broker_tokens.events import EventError, parse_refresh_event
-from broker_tokens.models import MAX_FAILED_COMPLETIONS, AccountState, PendingStep
+from broker_tokens.models import MAX_FAILED_COMPLETIONS, AccountState, Outcome, PendingStep
+from broker_tokens.notices import awaiting_notice
 from broker_tokens.person import pages
 from broker_tokens.person.links import (
     MAX_LINKS_PER_STEP,
@@ -26,7 +27,6 @@ from broker_tokens.person.links import (
     person_link,
     with_link,
 )
-from broker_tokens.person.message import awaiting_message
 from broker_tokens.redaction import scrub
 from broker_tokens.state import AccountStatus, MemoryStateStore
 
@@ -96,14 +96,12 @@ def test_the_refresher_event_carries_a_nonce_or_asks_for_a_link() -> None:
 
 def test_the_alert_says_where_to_tap_and_until_when() -> None:
     expires = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
-    login = awaiting_message("blinkx-main", "BlinkX", AccountState.AWAITING_LOGIN, "https://p/l", expires_at=expires,
-                             zone=IST)  # fmt: skip
-    assert login.subject == "broker-tokens: blinkx-main is waiting for your login"
-    assert "Tap to log in: https://p/l" in login.text and "until 09:30 IST" in login.text
-    code = awaiting_message("etna-main", "AutoShares", AccountState.AWAITING_VERIFICATION, None, expires_at=None,
-                            zone=IST)  # fmt: skip
-    assert code.subject == "broker-tokens: etna-main is waiting for your code"
-    assert "broker-tokens verify etna-main CODE" in code.text
+    waiting = Outcome("blinkx-main", "blinkx", AccountState.AWAITING_LOGIN)
+    login = awaiting_notice(waiting, "https://p/l", expires_at=expires, zone=IST)
+    assert login.title == "blinkx-main waits for you" and login.links == (("Log in", "https://p/l"),)
+    assert "until 09:30 IST" in login.action and "works once" in login.action
+    code = awaiting_notice(Outcome("etna-main", "autoshares", AccountState.AWAITING_VERIFICATION), None)
+    assert code.links == () and "broker-tokens verify etna-main CODE" in code.action
 
 
 def test_pages_escape_every_value_and_allow_only_their_own_style() -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from broker_tokens.cli.localstate import (
     DEFAULT_LIFETIME_HOURS,
@@ -54,10 +55,22 @@ def serve(state_file: Path, lifetime_seconds: float) -> int:
                 if not record.owned():
                     print("state file removed or replaced: stopping", flush=True)
                     break
+                relay_alerts(stack)
         finally:
             record.close()
     print("local stack stopped", flush=True)
     return 0
+
+
+def relay_alerts(stack: Any) -> None:
+    """Alerts published meanwhile go to the notifier, as SNS would; what Telegram got goes to the log."""
+    try:
+        received = stack.relay_alerts()
+    except Exception:  # a refused post must not stop the stack; the log says why
+        logger.exception("alert relay failed")
+        return
+    for message in received:
+        print(f"[Telegram, chat {message.chat_id}] " + " | ".join(message.readable.splitlines()), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 
 from broker_tokens import __version__
-from broker_tokens.cli import accounts, callers, doctor, local, logout, refresh, status, token
+from broker_tokens.cli import accounts, alerts, callers, doctor, history, local, logout, refresh, status, token
 from broker_tokens.cli.context import EXIT_USAGE, LOCAL_SWITCH, STACK_SETTING, CliError, Context
 from broker_tokens.cli.localstate import LocalStackError
 from broker_tokens.cli.output import HelpFormatter, Output
@@ -35,7 +35,7 @@ from broker_tokens.logs import logger
 
 PROG = "broker-tokens"
 EXIT_INTERRUPTED = 130
-COMMAND_GROUPS = (accounts, status, refresh, logout, token, callers, doctor, local)
+COMMAND_GROUPS = (accounts, status, history, refresh, logout, token, callers, alerts, doctor, local)
 
 DESCRIPTION = """\
 Daily broker session tokens, kept in AWS Secrets Manager: add accounts, see their state, refresh them,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -15,14 +15,14 @@ from broker_tokens.cli.context import EXIT_NOT_FRESH, EXIT_OK, Context, command
 from broker_tokens.cli.output import render_table, state_colour
 from broker_tokens.cli.schedules import last_and_next, stack_schedules
 from broker_tokens.errors import ErrorKind
-from broker_tokens.models import AccountState, Outcome
+from broker_tokens.models import AccountState, Outcome, iso
 from broker_tokens.secrets import error_code
 from broker_tokens.table import local_time
 from broker_tokens.trading_days import packaged_calendar
 
 # Reading many accounts' tokens one after another would take a while; a few at a time is plenty.
 DESCRIBE_WORKERS = 8
-HEADERS = ("account", "broker", "state", "issued", "expires", "source", "last error / next step")
+HEADERS = ("account", "broker", "state", "issued", "expires", "last success", "source", "last error / next step")
 # A needs-attention whose cause is a spent person step: a new login (reset, refresh) cures it.
 SPENT_STEP_WORDS = ("verification code", "interim ticket", "request token")
 
@@ -37,9 +37,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="every account's state, token times and last error",
         description="Every account: broker, state (fresh, expiring, expired, failed, needs-attention, "
         "awaiting-login, awaiting-verification, healthy, disabled), when its token was issued and expires, "
-        "and the last error. No broker is called. Exit 0 when every account is fresh (or healthy, or "
-        "disabled), 1 otherwise. Also: what wrote each token (schedule, cli, api, callback, logout), and the "
-        "last and next scheduled runs (trading days only).",
+        "when it last logged in successfully, and the last error. No broker is called. Exit 0 when every "
+        "account is fresh (or healthy, or disabled), 1 otherwise. Also: what wrote each token (schedule, cli, "
+        "api, callback, logout), and the last and next scheduled runs (trading days only).",
         epilog="examples:\n  broker-tokens status\n  broker-tokens status --json | jq '.accounts[].state'",
     )
     parser.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="only these accounts (default: all)")
@@ -60,21 +60,35 @@ def status(ctx: Context) -> int:
 
     with ThreadPoolExecutor(max_workers=DESCRIBE_WORKERS, thread_name_prefix="describe") as pool:
         described = list(pool.map(describe, names))
+        successes = dict(zip(names, pool.map(lambda name: ctx.state.get(name).last_success_at, names), strict=True))
     outcomes = [outcome for outcome, _ in described]
     sources = {outcome.account: source for outcome, source in described}
     runs = schedule_summary(ctx)
     ok = all(o.state.is_good for o in outcomes)
     if ctx.args.json:
-        accounts = [{**o.to_dict(), "source": sources[o.account]} for o in outcomes]
+        accounts = [
+            {**with_last_success(o.to_dict(), successes.get(o.account)), "source": sources[o.account]} for o in outcomes
+        ]
         ctx.out.json({"ok": ok, "accounts": accounts, "schedule": runs})
         return EXIT_OK if ok else EXIT_NOT_FRESH
     if not outcomes:
         ctx.out.print(ctx.no_accounts())
         return EXIT_OK
-    ctx.out.print(status_table(outcomes, ctx, sources))
+    ctx.out.print(status_table(outcomes, ctx, sources, successes))
     print_summary(ctx, outcomes)
     ctx.out.note(schedule_line(runs, ctx.settings.market_timezone))
     return EXIT_OK if ok else EXIT_NOT_FRESH
+
+
+def with_last_success(line: dict[str, Any], at: datetime | None) -> dict[str, Any]:
+    """A status line with ``last_success_at`` when the account ever logged in.
+
+    Example:
+        >>> from datetime import UTC
+        >>> with_last_success({"account": "a1"}, datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
+        {'account': 'a1', 'last_success_at': '2026-12-02T02:00:00Z'}
+    """
+    return {**line, "last_success_at": iso(at)} if at else line
 
 
 def schedule_summary(ctx: Context) -> dict[str, Any]:
@@ -116,9 +130,14 @@ def schedule_line(runs: dict[str, Any], zone: ZoneInfo) -> str:
     )
 
 
-def status_table(outcomes: Sequence[Outcome], ctx: Context, sources: dict[str, str | None]) -> str:
-    """Account, broker, state (coloured on a terminal), issued, expires, what wrote the token, and the last
-    error or next step."""
+def status_table(
+    outcomes: Sequence[Outcome],
+    ctx: Context,
+    sources: Mapping[str, str | None],
+    successes: Mapping[str, datetime | None],
+) -> str:
+    """Account, broker, state (coloured on a terminal), issued, expires, last success, what wrote the token,
+    and the last error or next step."""
     zone = ctx.settings.market_timezone
     rows = [
         [
@@ -127,6 +146,7 @@ def status_table(outcomes: Sequence[Outcome], ctx: Context, sources: dict[str, s
             o.state.value,
             local_time(o.issued_at, zone),
             local_time(o.expires_at, zone),
+            local_time(successes.get(o.account), zone),
             sources.get(o.account) or "-",
             note(o),
         ]
