@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker_tokens.credentials import Credentials, parse_credentials
+from broker_tokens.deadline import Deadline
 from broker_tokens.errors import AccountNotFoundError, BrokerError, CredentialsError, ErrorKind
 from broker_tokens.freshness import token_state
 from broker_tokens.logs import logger
@@ -90,20 +91,27 @@ class EndOfDay:
     def __init__(self, refresher: Refresher):
         self.refresher = refresher
 
-    def run(self, accounts: Sequence[str] | None = None) -> LogoutReport:
-        """Log out the named accounts (all discovered ones when None), concurrently; never raises."""
+    def run(self, accounts: Sequence[str] | None = None, *, deadline: Deadline | None = None) -> LogoutReport:
+        """Log out the named accounts (all discovered ones when None), concurrently, by ``deadline`` (the
+        refresh's rule: every lease wait, retry and HTTP call ends by it, and an account not reached in
+        time is reported failed); never raises."""
         names = sorted(set(accounts)) if accounts else self.refresher.secrets.list_accounts()
         if not names:
             return LogoutReport()
+        deadline = deadline or self.refresher.default_deadline()
         workers = max(1, min(self.refresher.settings.max_workers, len(names)))
         with ThreadPoolExecutor(workers, thread_name_prefix="logout") as pool:
-            return LogoutReport(list(pool.map(self.logout, names)))
+            return LogoutReport(list(pool.map(lambda name: self.logout(name, deadline=deadline), names)))
 
-    def logout(self, account: str) -> Outcome:
+    def logout(self, account: str, *, deadline: Deadline | None = None) -> Outcome:
         """End one account's token of the day; every failure becomes the outcome."""
         started = time.monotonic()
+        deadline = deadline or self.refresher.default_deadline()
         try:
-            outcome = self._logout(account)
+            with self.refresher.within(deadline):
+                outcome = self._logout(account)
+        except BrokerError as exc:  # the deadline, or the logout record that could not be stored
+            outcome = Outcome(account, None, AccountState.FAILED, action=FAILED, error_kind=exc.kind, error=str(exc))
         except Exception as exc:  # isolation: an unexpected error fails this account only
             logger.exception("logout failed unexpectedly", extra={"account": account})
             outcome = Outcome(
@@ -117,6 +125,7 @@ class EndOfDay:
     # -- steps --------------------------------------------------------------------------------------
 
     def _logout(self, account: str) -> Outcome:
+        self.refresher.current_deadline().check("logout")
         secrets = self.refresher.secrets
         try:
             text, version = secrets.read_credentials(account)
@@ -142,7 +151,7 @@ class EndOfDay:
         return outcome
 
     def _single_flight(self, creds: Credentials) -> Outcome:
-        return self.refresher._single_flight(creds, lambda: self._end(creds))  # the one lease, as the refresh takes it
+        return self.refresher.single_flight(creds, lambda: self._end(creds))  # the one lease, as the refresh takes it
 
     def _skip(self, creds: Credentials, token: TokenRecord | None) -> Outcome | None:
         """The outcome when there is no session to end, or None."""
@@ -167,8 +176,10 @@ class EndOfDay:
             return skip or Outcome(creds.account, creds.broker_class.name, AccountState.EXPIRED, action=NO_TOKEN)
         token: TokenRecord = found
         broker = refresher.adapter_factory(creds)
+        deadline = refresher.current_deadline()
+        broker.http.deadline = deadline
         try:
-            ended = refresher.policy.run(lambda: broker.logout(token), refresher.clock)
+            ended = refresher.policy.run(lambda: broker.logout(token), refresher.clock, deadline=deadline)
         except BrokerError as exc:
             state = token_state(token, refresher.clock.now(), refresher.settings, creds.broker_class.daily_reset)
             message = scrub(f"{creds.broker_class.title}: {exc}; the token is kept, its session may still be alive")
@@ -178,7 +189,10 @@ class EndOfDay:
         # Whole seconds, as stored: the record reads expired from this very instant.
         now = refresher.clock.now().replace(microsecond=0)
         record = replace(token, expires_at=min(now, token.expires_at), source=Source.LOGOUT)
-        refresher.secrets.write_token(record)
+        # Fenced like a login's promotion: not if this holder lost its lease, nor over a newer token.
+        lost = refresher.promote(creds, record)
+        if lost is not None:
+            return lost
         note = None if ended else "the broker had already ended this session"
         return _line(creds, record, AccountState.EXPIRED, LOGGED_OUT, note)
 

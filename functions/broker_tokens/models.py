@@ -151,7 +151,8 @@ class PendingStep:
 
     ``ticket`` is the broker's interim token (never logged); ``login_url`` is safe to show (it never carries
     a link nonce). ``nonce_hashes`` are the SHA-256 digests of the one-time person links that may finish
-    this step (see :mod:`broker_tokens.person.links`); ``failures`` counts its failed completions.
+    this step (see :mod:`broker_tokens.person.links`), the first ``pinned`` of them the links sent in
+    alerts (kept when more are made); ``failures`` counts its failed completions.
 
     Example:
         >>> PendingStep(AccountState.AWAITING_LOGIN, "open the login URL", login_url="https://x").state.value
@@ -165,6 +166,7 @@ class PendingStep:
     expires_at: datetime | None = None
     nonce_hashes: tuple[str, ...] = ()
     failures: int = 0
+    pinned: int = 0
 
     @property
     def spent(self) -> bool:

@@ -22,8 +22,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,7 +147,9 @@ class Refresher:
         self.clock = clock
         self.alerts = alerts or Alerts(settings.alert_topic_arn)
         # History and messages to people, de-duplicated in one place (the state table beside the states).
-        self.announcer = announcer or Announcer(self.alerts, journal_for(state), settings, clock, self.person_link)
+        self.announcer = announcer or Announcer(
+            self.alerts, journal_for(state), settings, clock, lambda account: self.person_link(account, for_alert=True)
+        )
         self.limiter = limiter or shared_limiter(clock)
         self.policy = policy or RetryPolicy(budget_seconds=settings.retry_budget.total_seconds())
         self.adapter_factory = adapter_factory or self._default_adapter
@@ -202,9 +205,20 @@ class Refresher:
         deadline: Deadline | None = None,
     ) -> Outcome:
         """Make one account fresh by ``deadline``; never raises, every failure becomes the outcome."""
-        self._local.deadline = deadline or self.default_deadline()
-        try:
+        with self.within(deadline or self.default_deadline()):
             return self._timed(account, lambda: self._refresh(account, force, source), source)
+
+    @contextmanager
+    def within(self, deadline: Deadline) -> Iterator[None]:
+        """Run this thread's steps (lease waits, retries, promotion) by ``deadline``, as :meth:`refresh` does.
+
+        Example:
+            >>> with refresher.within(Deadline.after(30, refresher.clock)):  # doctest: +SKIP
+            ...     refresher.promote(creds, record)
+        """
+        self._local.deadline = deadline
+        try:
+            yield
         finally:
             self._local.deadline = None
 
@@ -229,7 +243,7 @@ class Refresher:
         register(value, nonce)
         return self._timed(account, lambda: self._complete(account, value, source, nonce), source)
 
-    def person_link(self, account: str) -> str | None:
+    def person_link(self, account: str, *, for_alert: bool = False) -> str | None:
         """A new one-time link to the account's open person login, or None (no person pages, no open login).
 
         The alert's own link is kept nowhere (only its hash), so showing a link again (`broker-tokens
@@ -245,7 +259,12 @@ class Refresher:
             version = self.secrets.credentials_metadata(account)[0]
         except AccountNotFoundError:
             return None
-        nonce = issue_link(self.state, account, version, self.clock.now())
+        # Under the account's lease, like every write of the state item that a completion may race: a
+        # login finishing meanwhile would otherwise see its closed step written back, open again.
+        with hold(self.state, account, self.owner, self.settings.lease_ttl) as held:
+            if held is None:
+                return None  # a login or completion is running: the person can ask again in a moment
+            nonce = issue_link(self.state, account, version, self.clock.now(), pinned=for_alert)
         return person_link(self.settings.person_url, account, nonce) if nonce else None
 
     def reset(self, account: str) -> AccountStatus:
@@ -273,8 +292,8 @@ class Refresher:
 
     # -- steps --------------------------------------------------------------------------------------
 
-    def _deadline(self) -> Deadline:
-        """This thread's run deadline (a call outside :meth:`refresh`, like :meth:`complete`, gets the default)."""
+    def current_deadline(self) -> Deadline:
+        """This thread's run deadline (a call outside :meth:`refresh` or :meth:`within` gets the default)."""
         deadline: Deadline | None = getattr(self._local, "deadline", None)
         return deadline or self.default_deadline()
 
@@ -336,7 +355,7 @@ class Refresher:
         except (AccountNotFoundError, CredentialsError) as exc:
             return self._configuration_failure(account, exc)
         cls = creds.broker_class
-        if self._deadline().expired:
+        if self.current_deadline().expired:
             return Outcome(
                 account, cls.name, AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error=DEADLINE_MESSAGE
             )
@@ -355,7 +374,7 @@ class Refresher:
             skip = self._skip_reason(creds, status)
             if skip:
                 return skip
-        return self._single_flight(creds, lambda: self._login(creds, force, source))
+        return self.single_flight(creds, lambda: self._login(creds, force, source))
 
     def _complete(self, account: str, value: str, source: Source, nonce: str | None) -> Outcome:
         try:
@@ -386,7 +405,7 @@ class Refresher:
                 broker.close()
             return self._success(creds, session, source, logins=1, issued_at=mark)
 
-        return self._single_flight(creds, finish)
+        return self.single_flight(creds, finish)
 
     def _skip_reason(self, creds: Credentials, status: AccountStatus) -> Outcome | None:
         """An outcome that makes a login unnecessary, or None."""
@@ -408,7 +427,7 @@ class Refresher:
             )
         return None
 
-    def _single_flight(self, creds: Credentials, work: Callable[[], Outcome]) -> Outcome:
+    def single_flight(self, creds: Credentials, work: Callable[[], Outcome]) -> Outcome:
         """Run ``work`` holding the account's lease; if someone else holds it, take their result.
 
         The lease held is this thread's for the ``work`` (promotion checks it), its heartbeat running.
@@ -434,20 +453,20 @@ class Refresher:
             AccountState.FAILED,
             error_kind=ErrorKind.TRANSIENT,
             error="another login for this account did not finish before this run's deadline"
-            if self._deadline().expired
+            if self.current_deadline().expired
             else "another login for this account did not finish",
         )
 
     def _wait_for_release(self, account: str) -> LeaseStatus:
         """Free or lapsed once the holder is done; still held when the lease TTL or the deadline ends the wait."""
-        until = min(self.clock.time() + self.settings.lease_ttl.total_seconds(), self._deadline().at)
+        until = min(self.clock.time() + self.settings.lease_ttl.total_seconds(), self.current_deadline().at)
         while self.clock.time() < until:
             status = self.state.lease_status(account)
             if status is not LeaseStatus.HELD:
                 return status
             self.clock.sleep(min(LEASE_POLL_SECONDS, max(0.0, until - self.clock.time())))
         status = self.state.lease_status(account)
-        if status is LeaseStatus.HELD and self.clock.time() >= self._deadline().at:
+        if status is LeaseStatus.HELD and self.clock.time() >= self.current_deadline().at:
             return LeaseStatus.HELD
         return status if status is not LeaseStatus.HELD else LeaseStatus.LAPSED
 
@@ -463,7 +482,7 @@ class Refresher:
             skip = self._skip_reason(creds, self.state.get(creds.account))
             if skip:
                 return skip
-        deadline = self._deadline()
+        deadline = self.current_deadline()
         broker = self.adapter_factory(creds)
         broker.http.deadline = deadline
         rate = broker.login_rate
@@ -526,7 +545,7 @@ class Refresher:
         record = TokenRecord.from_session(creds.account, cls.name, session, issued_at=issued_at or now, source=source)
         if cls.stores_token:
             try:
-                lost = self._promote(creds, record)
+                lost = self.promote(creds, record)
             except BrokerError as exc:
                 return self._failure(creds, exc, logins=logins)
             if lost is not None:
@@ -545,7 +564,7 @@ class Refresher:
             )
         return outcome
 
-    def _promote(self, creds: Credentials, record: TokenRecord) -> Outcome | None:
+    def promote(self, creds: Credentials, record: TokenRecord) -> Outcome | None:
         """Write ``record`` as AWSCURRENT if this holder still owns the lease and nothing newer is stored.
 
         None when written (or when a newer token is already there, which is just as good); the holder's
@@ -567,7 +586,7 @@ class Refresher:
                 self.secrets.write_token(record)
                 return None
             except (ClientError, BotoCoreError) as exc:
-                if tries == PROMOTION_TRIES or self._deadline().remaining() < 1.0:
+                if tries == PROMOTION_TRIES or self.current_deadline().remaining() < 1.0:
                     raise transient(
                         f"could not store the new token ({type(exc).__name__}); the next run logs in"
                     ) from None
@@ -635,7 +654,7 @@ class Refresher:
         cls = creds.broker_class
         register(step.ticket)
         nonce = new_nonce()
-        self._record(creds, logins, state=step.state, pending=with_link(step, nonce))
+        self._record(creds, logins, state=step.state, pending=with_link(step, nonce, pinned=True))
         # The step's one message (runs skip an account while its step is open) carries the step's link.
         link = person_link(self.settings.person_url, creds.account, nonce) if self.settings.person_url else None
         self._local.person_step = (link, step.expires_at)

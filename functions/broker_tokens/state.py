@@ -110,6 +110,7 @@ class AccountStatus:
                     "expires_at": iso(step.expires_at) if step.expires_at else None,
                     "nonce_hashes": list(step.nonce_hashes) or None,
                     "failures": step.failures or None,
+                    "pinned": step.pinned or None,
                 }.items()
                 if value is not None
             }
@@ -141,6 +142,7 @@ class AccountStatus:
                 expires_at=parse_iso(pending["expires_at"]) if pending.get("expires_at") else None,
                 nonce_hashes=tuple(str(h) for h in pending.get("nonce_hashes") or ()),
                 failures=int(pending.get("failures", 0)),
+                pinned=int(pending.get("pinned", 0)),
             )
             if pending
             else None,

@@ -40,8 +40,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("no trading today: scheduled run skipped", extra={"closed": closed})
         return {"ok": True, "skipped": closed, "accounts": []}
     refresher = container_refresher()
+    # Lambda's remaining time, less a margin to record, release and report: no run is killed mid-way.
+    deadline = Deadline.from_context(context, refresher.clock, refresher.settings.deadline_margin.total_seconds())
     if request.logout:
-        return end_of_day(refresher, request.accounts)
+        return end_of_day(refresher, request.accounts, deadline)
     if request.link:
         # A new one-time link for the token API to hand to a person; the answer is not logged.
         return {"account": request.link, "link": refresher.person_link(request.link)}
@@ -49,8 +51,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         account, value = request.complete
         report = Report([refresher.complete(account, value, source=request.source, nonce=request.nonce)])
     else:
-        # Lambda's remaining time, less a margin to record, release and report: no run is killed mid-way.
-        deadline = Deadline.from_context(context, refresher.clock, refresher.settings.deadline_margin.total_seconds())
         report = refresher.run(request.accounts, force=request.force, source=request.source, deadline=deadline)
     record_metrics(report, full_run=request.scheduled_full_run)
     logger.info("refresh report", extra={"report": report.to_dict()})
@@ -61,9 +61,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return report.to_dict()
 
 
-def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None) -> dict[str, Any]:
+def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None, deadline: Deadline) -> dict[str, Any]:
     """The logout run; raises when any account's session could not be ended, so Lambda retries and alerts."""
-    report = EndOfDay(refresher).run(accounts)
+    report = EndOfDay(refresher).run(accounts, deadline=deadline)
     logger.info("logout report", extra={"report": report.to_dict()})
     if not report.ok:
         raise LogoutFailedError(report)

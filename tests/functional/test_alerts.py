@@ -214,20 +214,22 @@ def test_awaiting_message_carries_the_login_link(
     journal = DynamoJournal(cloud.table_name, client=moto.client("dynamodb"))
     alerts = Alerts(cloud.topic_arn, client=moto.client("sns"))
     announcer = Announcer(alerts, journal, Settings(), FixedClock(IST_0731))
-    outcome = Outcome(
-        "bx-main", "blinkx", AccountState.AWAITING_LOGIN, login_url="https://kite.example/connect?k=1&v=3"
-    )
-    assert announcer.outcome(outcome, Source.SCHEDULE) is not None
-    assert announcer.outcome(outcome, Source.SCHEDULE) is None  # the 08:00 run: already told
+    link = "https://person.example/login/bx-main?n=abc&x=1"
+    started = Outcome("bx-main", "blinkx", AccountState.AWAITING_LOGIN, action="started")
+    assert announcer.outcome(started, Source.SCHEDULE, link=link) is not None  # the login's one message
+    waiting = Outcome("bx-main", "blinkx", AccountState.AWAITING_LOGIN, action="none")
+    assert announcer.outcome(waiting, Source.SCHEDULE) is None  # the 08:00 run: the step is open, already told
     tap.deliver(notifier)
     (message,) = telegram.inbox
-    assert '<a href="https://kite.example/connect?k=1&amp;v=3">Log in</a>' in message.text
+    assert '<a href="https://person.example/login/bx-main?n=abc&amp;x=1">Log in</a>' in message.text
     assert message.plain.startswith("bx-main waits for you")
 
 
 def summary_announcer(moto: MotoServer, cloud: LocalResources, clock: FixedClock) -> Announcer:
     journal = DynamoJournal(cloud.table_name, client=moto.client("dynamodb"))
-    return Announcer(Alerts(cloud.topic_arn, client=moto.client("sns")), journal, Settings(), clock)
+    alerts = Alerts(cloud.topic_arn, client=moto.client("sns"))
+    # The refresher hands a maker of new one-time links to each waiting account's open step.
+    return Announcer(alerts, journal, Settings(), clock, lambda account: f"https://x.example/l/{account}")
 
 
 def test_summary_once_a_day_after_the_first_run_that_leaves_nothing_to_do(
@@ -236,7 +238,7 @@ def test_summary_once_a_day_after_the_first_run_that_leaves_nothing_to_do(
     clock = FixedClock(IST_0731)
     announcer = summary_announcer(moto, cloud, clock)
     outcomes = [Outcome(f"angel-{i}", "angelone", AccountState.FRESH) for i in range(6)]
-    outcomes.append(Outcome("blinkx-main", "blinkx", AccountState.AWAITING_LOGIN, login_url="https://x.example/l"))
+    outcomes.append(Outcome("blinkx-main", "blinkx", AccountState.AWAITING_LOGIN))
     sent = [announcer.run_finished(outcomes, source=Source.SCHEDULE, whole=True)]
     for _ in range(2):  # 08:00 and 08:30
         clock.at += timedelta(minutes=30)
@@ -249,7 +251,7 @@ def test_summary_once_a_day_after_the_first_run_that_leaves_nothing_to_do(
     first = telegram.inbox[0]
     assert first.plain.splitlines()[0] == "07:31 IST: 6 of 7 accounts fresh"
     assert "blinkx-main waits for you" in first.plain
-    assert '<a href="https://x.example/l">Log in</a>' in first.text
+    assert '<a href="https://x.example/l/blinkx-main">Log in</a>' in first.text
     assert len(telegram.inbox) == 2
 
 

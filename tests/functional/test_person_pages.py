@@ -8,6 +8,7 @@ the real person must still be able to finish afterwards. No page may carry a fix
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -223,7 +224,8 @@ def test_the_alerts_link_logs_the_person_in(
     [outcome] = harness.refresher().run().outcomes
     assert outcome.state is AccountState.AWAITING_LOGIN
     [alert] = [a for a in person.inbox.alerts() if "blinkx-1" in a.subject]
-    assert alert.subject == "broker-tokens: blinkx-1 is waiting for your login" and "Tap to log in:" in alert.text
+    assert alert.subject == "broker-tokens: blinkx-1 waits for you" and f"Log in: {person.url}/login/" in alert.text
+    assert "works once, for this login only, until" in alert.text
     link = person.link("blinkx-1")
     page = person.get(link)
     assert "blinkx-1 is waiting for your login" in page.text and "Log in at BlinkX" in page.text
@@ -322,3 +324,50 @@ def test_the_cli_link_is_another_link_to_the_same_login(
     used, other = (cli_link, alert_link) if fresh else (alert_link, cli_link)
     assert 'id="page-done"' in person.get(broker_login(blinkx, start(person, used), me)).text
     assert refused(person.get(other))  # the login is over: every link to it is dead
+
+
+# -- what the attacker review found ------------------------------------------------------------------------
+
+
+def test_a_strangers_words_never_join_the_redactor(
+    blinkx: BlinkXSimulator, harness: Harness, person: PersonPages, clock: WarpClock
+) -> None:
+    """Without a valid link nothing is registered: a stranger cannot mask our log lines (the evidence of
+    their probing) or grow the redactor with every request."""
+    from broker_tokens.redaction import REDACTOR
+
+    blinkx_person(blinkx, harness, person)
+    harness.refresher().run()
+    words = ["stranger-word-" + secrets.token_hex(4) for _ in range(3)]
+    assert refused(person.get(f"/callback/blinkx-1?n={words[0]}&request_token={words[1]}"))
+    assert person.post("/code/blinkx-1", data={"n": words[2], "code": words[2]}).status_code == 403
+    assert not [word for word in words if word in REDACTOR]
+
+
+def test_showing_the_link_again_never_kills_the_alerts_link(
+    blinkx: BlinkXSimulator, harness: Harness, person: PersonPages, clock: WarpClock
+) -> None:
+    """A dashboard polling GET /accounts/{a}/login (or `broker-tokens login`, run a few times) makes new
+    links; the one in the alert, which the person is about to tap, must keep working."""
+    me = blinkx_person(blinkx, harness, person)
+    harness.refresher().run()
+    alert_link = person.link("blinkx-1")
+    for _ in range(6):
+        person.fresh_link("blinkx-1")
+    done = person.get(broker_login(blinkx, start(person, alert_link), me))
+    assert 'id="page-done"' in done.text
+
+
+def test_a_link_is_not_issued_while_a_completion_holds_the_account(
+    blinkx: BlinkXSimulator, harness: Harness, person: PersonPages, clock: WarpClock
+) -> None:
+    """Issuing a link rewrites the state item: under the account's lease, so it cannot write back, open, a
+    step that a login finishing at that moment has just closed."""
+    blinkx_person(blinkx, harness, person)
+    refresher = harness.refresher()
+    refresher.run()
+    state = refresher.state
+    assert state.try_lease("blinkx-1", "a-completion-in-flight", timedelta(seconds=60)) is not None
+    before = state.get("blinkx-1")
+    assert refresher.person_link("blinkx-1") is None  # busy: ask again in a moment
+    assert state.get("blinkx-1") == before

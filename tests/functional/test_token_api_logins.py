@@ -252,4 +252,5 @@ def test_a_link_is_made_by_the_refresher_function(
     # The API may not write the state table: the refresher function adds the link to the open step.
     assert invoker.events == [{"link": {"account": "blinkx-1"}}]
     assert "/login/blinkx-1?n=" in link and harness.refresher().state.get("blinkx-1").pending is not None
-    assert len(harness.refresher().state.get("blinkx-1").pending.nonce_hashes) == 2  # the alert's and this one
+    # the alert's, the morning summary's (both pinned: sent to the person) and this one
+    assert len(harness.refresher().state.get("blinkx-1").pending.nonce_hashes) == 3

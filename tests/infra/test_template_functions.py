@@ -65,9 +65,17 @@ def test_refresher_keeps_its_concurrency_and_the_token_api_is_capped(deploy: Cal
     assert tuned.properties("RefresherFunction")["ReservedConcurrentExecutions"] == "3"
     assert tuned.properties("TokenApiFunction")["ReservedConcurrentExecutions"] == "7"
     # An account whose limit is too low to reserve anything (new accounts may have 10) deploys with 0.
-    none = deploy(RefresherReservedConcurrency="0", TokenApiMaxConcurrency="0")
-    for function in ("RefresherFunction", "TokenApiFunction"):
+    none = deploy(RefresherReservedConcurrency="0", TokenApiMaxConcurrency="0", PersonPagesMaxConcurrency="0")
+    for function in ("RefresherFunction", "TokenApiFunction", "PersonPagesFunction"):
         assert "ReservedConcurrentExecutions" not in none.properties(function), function
+
+
+def test_the_public_person_pages_are_capped_too(deploy: Callable[..., Deployed]) -> None:
+    # Their URL has no auth at all: a flood must be throttled there, not take the notifier's runs.
+    assert 1 <= int(deploy().properties("PersonPagesFunction")["ReservedConcurrentExecutions"]) <= 10
+    assert (
+        deploy(PersonPagesMaxConcurrency="2").properties("PersonPagesFunction")["ReservedConcurrentExecutions"] == "2"
+    )
 
 
 def test_lease_outlives_the_refresher_timeout(default: Deployed) -> None:

@@ -51,7 +51,7 @@ HOSTILE = '<script>alert("x")</script> & <b>bold</b> &amp; <a href="javascript:x
         (
             Outcome("bx", "blinkx", AccountState.AWAITING_LOGIN, login_url="https://k/l"),
             "awaiting",
-            "Open the link and finish the login.",
+            "Log in: broker-tokens login bx",
         ),
         (
             Outcome("e2", "autoshares", AccountState.AWAITING_VERIFICATION),

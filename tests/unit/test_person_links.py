@@ -19,6 +19,7 @@ from broker_tokens.notices import awaiting_notice
 from broker_tokens.person import pages
 from broker_tokens.person.links import (
     MAX_LINKS_PER_STEP,
+    MAX_PINNED_LINKS,
     admits,
     digest,
     issue_link,
@@ -50,12 +51,17 @@ def test_a_nonce_never_reaches_a_log_line() -> None:
     assert scrub(f"opened /login/a1?n={nonce}") == "opened /login/a1?n=***"
 
 
-def test_a_step_keeps_its_newest_links_only() -> None:
-    nonces = [new_nonce() for _ in range(MAX_LINKS_PER_STEP + 1)]
+def test_a_step_keeps_the_links_it_sent_and_its_newest_others() -> None:
+    sent = [new_nonce() for _ in range(MAX_PINNED_LINKS + 1)]  # the alert's, then the summaries'
+    shown = [new_nonce() for _ in range(MAX_LINKS_PER_STEP + 1)]  # `broker-tokens login`, the API's /login
     step = STEP
-    for nonce in nonces:
+    for nonce in sent:
+        step = with_link(step, nonce, pinned=True)
+    for nonce in shown:
         step = with_link(step, nonce)
-    assert not admits(step, nonces[0]) and all(admits(step, n) for n in nonces[1:])
+    assert not admits(step, sent[0]) and all(admits(step, n) for n in sent[1:])  # the newest sent ones stay
+    kept = MAX_LINKS_PER_STEP - MAX_PINNED_LINKS
+    assert all(admits(step, n) for n in shown[-kept:]) and not any(admits(step, n) for n in shown[:-kept])
 
 
 def test_the_login_url_carries_the_nonce_back_through_redirect_params() -> None:

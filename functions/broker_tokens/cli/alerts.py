@@ -48,7 +48,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "set",
         set_bot_token,
         help="store the Telegram bot token (hidden prompt or stdin)",
-        description="Store the token @BotFather gave in the secret {prefix}-telegram/bot-token, encrypted "
+        description="Store the token @BotFather gave in the secret <prefix>-telegram/bot-token (by default "
+        "broker-tokens-telegram/bot-token), encrypted "
         "with the stack's key when known. Read from a hidden prompt, or from stdin when piped; never "
         "echoed.",
         epilog="examples:\n  broker-tokens alerts telegram set\n"

@@ -30,8 +30,11 @@ NONCE_PARAM = "n"
 NONCE_BYTES = 32
 # token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
 NONCE_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
-# The alert's link and a few more from `broker-tokens login`: the oldest is dropped beyond this.
-MAX_LINKS_PER_STEP = 4
+# The links of a step: those sent in alerts (the step's own, the morning summary's) are pinned, the newest
+# MAX_PINNED_LINKS of them kept; the rest (`broker-tokens login`, the token API's /login) fill up to
+# MAX_LINKS_PER_STEP, oldest dropped first. So showing a link again never kills one the person was sent.
+MAX_PINNED_LINKS = 3
+MAX_LINKS_PER_STEP = 6
 
 
 def new_nonce() -> str:
@@ -74,15 +77,25 @@ def admits(step: PendingStep | None, nonce: str | None) -> bool:
     return any(found)
 
 
-def with_link(step: PendingStep, nonce: str) -> PendingStep:
-    """The step with one more link that may finish it (the oldest dropped beyond MAX_LINKS_PER_STEP).
+def with_link(step: PendingStep, nonce: str, *, pinned: bool = False) -> PendingStep:
+    """The step with one more link that may finish it: ``pinned`` for a link sent in an alert.
 
     Example:
         >>> from broker_tokens.models import AccountState
-        >>> len(with_link(PendingStep(AccountState.AWAITING_LOGIN, "log in"), new_nonce()).nonce_hashes)
-        1
+        >>> step = with_link(PendingStep(AccountState.AWAITING_LOGIN, "log in"), "alert", pinned=True)
+        >>> for n in range(9):
+        ...     step = with_link(step, f"extra-{n}")
+        >>> len(step.nonce_hashes), step.pinned, step.nonce_hashes[0] == digest("alert")
+        (6, 1, True)
     """
-    return replace(step, nonce_hashes=(*step.nonce_hashes, digest(nonce))[-MAX_LINKS_PER_STEP:])
+    kept, extra = step.nonce_hashes[: step.pinned], step.nonce_hashes[step.pinned :]
+    if pinned:
+        kept = (*kept, digest(nonce))[-MAX_PINNED_LINKS:]
+    else:
+        extra = (*extra, digest(nonce))
+    room = MAX_LINKS_PER_STEP - len(kept)
+    extra = extra[-room:] if room > 0 else ()
+    return replace(step, nonce_hashes=(*kept, *extra), pinned=len(kept))
 
 
 def person_link(base_url: str, account: str, nonce: str) -> str:
@@ -108,11 +121,15 @@ def login_url_with_nonce(login_url: str, nonce: str) -> str:
     return f"{login_url}{separator}redirect_params={quote(urlencode({NONCE_PARAM: nonce}), safe='')}"
 
 
-def issue_link(store: StateStore, account: str, credentials_version: str | None, now: datetime) -> str | None:
+def issue_link(
+    store: StateStore, account: str, credentials_version: str | None, now: datetime, *, pinned: bool = False
+) -> str | None:
     """Add a new link to the account's open step and return its nonce; None when no step is open.
 
     For `broker-tokens login ACCOUNT` and the embedded stack: the alert's nonce is not kept anywhere, so
-    showing a link again means making another one for the same step.
+    showing a link again means making another one for the same step. A read-modify-write of the state
+    item: call it holding the account's lease (as :meth:`Refresher.person_link` does), so it can never
+    write back a step that a completion closed meanwhile.
 
     Example:
         >>> issue_link(state_store, "blinkx-main", "v1", now)  # doctest: +SKIP
@@ -123,5 +140,5 @@ def issue_link(store: StateStore, account: str, credentials_version: str | None,
     if step is None:
         return None
     nonce = new_nonce()
-    store.put(replace(status, pending=with_link(step, nonce)))
+    store.put(replace(status, pending=with_link(step, nonce, pinned=pinned)))
     return nonce

@@ -125,7 +125,6 @@ class PersonService:
         """The broker's redirect: the request token goes to the refresher with the nonce it came back with."""
         params = _params(event)
         nonce, request_token = params.get(NONCE_PARAM), params.get("request_token", "")
-        register(nonce, request_token)
         step = self._step(account, nonce)
         if step is None or nonce is None or step.state is not AccountState.AWAITING_LOGIN:
             return pages.invalid_link(account)
@@ -134,6 +133,9 @@ class PersonService:
             return pages.failed(account, f"{self._title(account)} did not finish the login.", retry_href=retry)
         if not REQUEST_TOKEN.fullmatch(request_token):
             return pages.failed(account, "The broker's answer carried no usable request token.", retry_href=retry)
+        # Registered for redaction only once the link is valid and the token has its shape: a stranger's
+        # words must not grow the redactor (or mask the log lines that record their probing).
+        register(nonce, request_token)
         outcome = self.backend.complete(account, request_token, Source.CALLBACK, nonce)
         return self._result(account, outcome, nonce)
 
@@ -149,7 +151,6 @@ class PersonService:
         """The code form's submission: the code goes to the refresher with the link's nonce."""
         form = _form(event)
         nonce, code = form.get(NONCE_PARAM), form.get("code", "").strip()
-        register(nonce, code)
         step = self._step(account, nonce)
         if step is None or nonce is None or step.state is not AccountState.AWAITING_VERIFICATION:
             return pages.invalid_link(account)
@@ -157,6 +158,7 @@ class PersonService:
             return pages.code_form(
                 account, self._title(account), f"/code/{account}", nonce, error="Type the code's digits."
             )
+        register(nonce, code)  # only now: see callback
         outcome = self.backend.complete(account, code, Source.CALLBACK, nonce)
         return self._result(account, outcome, nonce)
 
