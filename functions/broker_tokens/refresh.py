@@ -400,7 +400,7 @@ class Refresher:
                 # The request token or code is single-use: only the validation may be retried.
                 self.policy.run(lambda: broker.validate(session), self.clock)
             except BrokerError as exc:
-                return self._failed_completion(creds, step, exc)
+                return self._failed_completion(creds, step, exc, closed=broker.closes_step(exc))
             finally:
                 broker.close()
             return self._success(creds, session, source, logins=1, issued_at=mark)
@@ -616,19 +616,22 @@ class Refresher:
             error=message,
         )
 
-    def _failed_completion(self, creds: Credentials, step: PendingStep | None, exc: BrokerError) -> Outcome:
+    def _failed_completion(
+        self, creds: Credentials, step: PendingStep | None, exc: BrokerError, *, closed: bool = False
+    ) -> Outcome:
         """A completion the broker refused: the open step stays open (one failure more), no breaker trips.
 
         The value came from a person or a browser, not from the credentials: a wrong code, a stale or
         forged request token, a login as another user say nothing about the stored secret. After
-        MAX_FAILED_COMPLETIONS the step closes and the next run starts a new login.
+        MAX_FAILED_COMPLETIONS, or when the broker says its interim step is gone (``closed``), the step
+        closes and the next run starts a new login.
         """
         cls = creds.broker_class
         message = scrub(f"{cls.title}: {exc}")
         logger.warning("person login not completed", extra={"account": creds.account, "error_kind": exc.kind.value})
         state, pending = AccountState.FAILED, None
         if step is not None:  # with no open step (a paste after the fact) there is nothing to record
-            spent = MAX_FAILED_COMPLETIONS if cls.completion_spends_step else step.failures + 1
+            spent = MAX_FAILED_COMPLETIONS if closed else step.failures + 1
             pending = replace(step, failures=spent)
             state = step.state if not pending.spent else AccountState.FAILED
             self._record(creds, 1, state=state, error_kind=exc.kind, error=message, pending=pending)

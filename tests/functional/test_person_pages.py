@@ -303,9 +303,15 @@ def test_a_wrong_code_never_trips_the_breaker(
     code = autoshares.outbox(username)[-1]
     wrong = "000000" if code != "000000" else "111111"
     page = person.post("/code/etna-2", {"n": nonce_of(link), "code": wrong})
-    assert page.status_code == 409 and "new code" in page.text and wrong not in page.text
+    # The login stays open: the page offers another try through the same link.
+    assert 'id="page-failed"' in page.text and 'id="login"' in page.text and wrong not in page.text
     assert not awaiting(harness, "etna-2").needs_attention
-    [again] = harness.refresher().run().outcomes  # ETNA spent its ticket: the next run asks for a new code
+    assert awaiting(harness, "etna-2").pending is not None
+    # This simulator's ETNA spent the ticket on the wrong code: the right one now closes the step...
+    closed = person.post("/code/etna-2", {"n": nonce_of(link), "code": code})
+    assert "new code" in closed.text and 'id="login"' not in closed.text
+    assert not awaiting(harness, "etna-2").needs_attention
+    [again] = harness.refresher().run().outcomes  # ...and the next run asks for a new code
     assert again.state is AccountState.AWAITING_VERIFICATION and person.link("etna-2") != link
     new_code = autoshares.outbox(username)[-1]
     remember_secret(new_code)

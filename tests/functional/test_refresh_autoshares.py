@@ -107,21 +107,38 @@ def test_two_factor_waits_for_the_code_then_completes(autoshares: AutoSharesSimu
     assert not leaks(SINK.since(mark))
 
 
-def test_a_wrong_code_spends_the_login_and_says_so(autoshares: AutoSharesSimulator, harness: Harness) -> None:
+def test_a_wrong_code_keeps_the_login_open_until_etna_says_the_ticket_is_gone(
+    autoshares: AutoSharesSimulator, harness: Harness
+) -> None:
     two_factor_account(autoshares, harness)
     harness.refresher().run()
     [code] = autoshares.outbox("demo.2fa")
     wrong = "000000" if code != "000000" else "111111"
     outcome = harness.refresher().complete("etna-2fa-demo", wrong)
-    # ETNA spent its ticket: the step closes, but a person's typo never trips the breaker.
-    assert outcome.state is AccountState.FAILED and outcome.error_kind is ErrorKind.PERMANENT
-    assert "verification code" in (outcome.error or "") and "new code" in (outcome.error or "")
-    assert wrong not in (outcome.error or "")
+    # A person's typo never trips the breaker, and the login stays open for another try.
+    assert outcome.state is AccountState.AWAITING_VERIFICATION and outcome.error_kind is ErrorKind.PERMANENT
+    assert "verification code" in (outcome.error or "") and wrong not in (outcome.error or "")
+    assert not harness.refresher().state.get("etna-2fa-demo").needs_attention
+    # This simulator spends the ticket on a wrong code (ETNA does not document it): the right code now
+    # meets "Corrupted ticket", which closes the step, and the next run starts a new login with a new code.
+    closed = harness.refresher().complete("etna-2fa-demo", code)
+    assert closed.state is AccountState.FAILED and "new code" in (closed.error or "")
     assert harness.token("etna-2fa-demo") is None
     assert not harness.refresher().state.get("etna-2fa-demo").needs_attention
-    # The next run, with no reset, starts a new login, and ETNA sends a new code.
     [again] = harness.refresher().run().outcomes
     assert again.state is AccountState.AWAITING_VERIFICATION and len(autoshares.outbox("demo.2fa")) == 2
+
+
+def test_where_a_wrong_code_leaves_the_ticket_the_right_one_still_finishes(
+    autoshares: AutoSharesSimulator, harness: Harness
+) -> None:
+    autoshares.wrong_answer_spends_ticket = False
+    two_factor_account(autoshares, harness)
+    harness.refresher().run()
+    [code] = autoshares.outbox("demo.2fa")
+    wrong = "000000" if code != "000000" else "111111"
+    assert harness.refresher().complete("etna-2fa-demo", wrong).state is AccountState.AWAITING_VERIFICATION
+    assert harness.refresher().complete("etna-2fa-demo", code).state is AccountState.FRESH
 
 
 def test_complete_with_nothing_pending_sends_nothing(autoshares: AutoSharesSimulator, harness: Harness) -> None:

@@ -34,6 +34,8 @@ VERIFICATION_STEP = "VerificationCode"
 PIN_STEPS = ("SecutityPin", "SecurityPin")  # ETNA spells it "SecutityPin"; accept the fix if it comes
 APP_KEY_TEXT = "application key"
 CORRUPTED_TICKET = "corrupted ticket"
+# The code our errors carry when ETNA says the interim ticket is gone.
+TICKET_SPENT = "ticket-spent"
 EXPIRED_PASSWORD = "password has expired"
 
 
@@ -48,8 +50,6 @@ class AutoShares(Broker):
     name = "autoshares"
     title = "AutoShares (ETNA Trader)"
     aliases = ("etna",)
-    # ETNA spends the interim ticket on every code attempt, right or wrong.
-    completion_spends_step = True
     fields: ClassVar[tuple[Field, ...]] = (
         Field("app_key", required=True, description="ETNA application key (Et-App-Key)"),
         Field("username", required=True, description="the trading platform login"),
@@ -86,6 +86,16 @@ class AutoShares(Broker):
         """The header login; a PIN step is answered at once, a code step becomes a PendingStep."""
         response = self.http.request("POST", TOKEN_PATH, headers=self._login_headers())
         return self._advance(response, "login")
+
+    def closes_step(self, exc: BrokerError) -> bool:
+        """True when ETNA says the interim ticket is gone ("Corrupted ticket"): no code can finish it now.
+
+        Example:
+            >>> from broker_tokens.errors import permanent
+            >>> AutoShares.closes_step(AutoShares.__new__(AutoShares), permanent("x", code=TICKET_SPENT))
+            True
+        """
+        return exc.code == TICKET_SPENT
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
         """Finish a two-factor login with the code the person received.
@@ -207,12 +217,15 @@ def _failure(what: str, body: dict[str, Any], status: int) -> BrokerError:
         return permanent(
             f"{what}: ETNA no longer accepts this login's interim ticket (used, lapsed or replaced by a newer "
             "login): the next refresh asks for a new code",
+            code=TICKET_SPENT,
             status=status,
         )
     if step == VERIFICATION_STEP:
+        # Whether a wrong code also spends the ticket is not documented: the step stays open, and a
+        # second try that ETNA answers "Corrupted ticket" closes it (TICKET_SPENT).
         return permanent(
-            f"{what}: ETNA refused the verification code ({reason[:80] or 'no reason'}); this login attempt "
-            "is spent: the next refresh (or `broker-tokens refresh`) sends a new code",
+            f"{what}: ETNA refused the verification code ({reason[:80] or 'no reason'}); type it again, or "
+            "the next refresh (or `broker-tokens refresh`) sends a new code",
             status=status,
         )
     if step in PIN_STEPS:

@@ -118,8 +118,6 @@ class Broker(ABC):
     stores_token: ClassVar[bool] = True
     # True for brokers with a documented logout call (the end-of-day logout uses it).
     has_logout: ClassVar[bool] = False
-    # True where a refused completion spends the broker's interim step (ETNA's ticket): the step then closes.
-    completion_spends_step: ClassVar[bool] = False
     # Optional keys that make sense only together (Zerodha's password and totp_secret): all or none.
     together: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
@@ -163,6 +161,12 @@ class Broker(ABC):
     def login_ends_session(self) -> bool:
         """True when :meth:`login` itself ends the previous session (so the stored token dies with it)."""
         return self.login_supersedes
+
+    def closes_step(self, exc: BrokerError) -> bool:
+        """True when a refused completion says the broker's interim step is gone (so no value can finish it:
+        the step closes and the next run starts a new login). By default a refusal leaves the step open.
+        """
+        return False
 
     def complete(self, step: PendingStep | None, value: str) -> Session:
         """Finish a person-completed login with what the person supplied (request token, code)."""

@@ -24,7 +24,8 @@ Endpoints (names for `faults.*_next(endpoint=...)`): "token" (every step of the 
      expired and must be changed".
   3. With `Authorization: Bearer <interim>`, a later step: the headers of step 2 again (same checks),
      and the ticket must be live, unused, issued to that user through that app key: else "Corrupted
-     ticket". The ticket is spent by the attempt, right or wrong. A "SecutityPin" ticket wants
+     ticket". The ticket is spent by the attempt (a wrong answer too, unless `wrong_answer_spends_ticket`
+     is off). A "SecutityPin" ticket wants
      `PinCode`; a "VerificationCode" ticket wants `VerificationCode` (the code from the outbox).
   4. The next step of the account: the PIN step (when `pin_step`), then the code step (when
      `two_factor`): 202 `{"State": "Expecting", "Step": ..., "Reason": ..., "Token": <interim>}`; the
@@ -38,7 +39,8 @@ else 200 with UserId, Login, FirstName, LastName, Email.
 
 SIMULATOR CHOICES where the platform is undocumented (switches where a test may need the other way):
   - statuses: 403 for the app-key error on /token too, 401 for every Failed state; a wrong PIN is
-    Reason "Invalid pin", a wrong code Reason "Invalid verification code" (both spend the ticket);
+    Reason "Invalid pin", a wrong code Reason "Invalid verification code"; whether a wrong answer
+    spends the ticket is `wrong_answer_spends_ticket` (default True: the stricter guess);
     the PIN step comes before the code step; the dead-token text is ASP.NET Web API's default.
   - `ticket_lifetime_seconds` (default 600; None: tickets never lapse): a lapsed ticket is "Corrupted
     ticket". `token_lifetime_seconds` (default 86400) for the final token.
@@ -150,6 +152,7 @@ class AutoSharesSimulator(SimulatorServer):
         token_lifetime_seconds: int = DAY_SECONDS,
         ticket_lifetime_seconds: float | None = TICKET_SECONDS,
         new_login_revokes_previous: bool = False,
+        wrong_answer_spends_ticket: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -157,6 +160,7 @@ class AutoSharesSimulator(SimulatorServer):
         self.token_lifetime_seconds = token_lifetime_seconds
         self.ticket_lifetime_seconds = ticket_lifetime_seconds
         self.new_login_revokes_previous = new_login_revokes_previous
+        self.wrong_answer_spends_ticket = wrong_answer_spends_ticket
         self._lock = threading.RLock()
         self._app_keys: set[str] = set()
         self._accounts: dict[str, EtnaAccount] = {}
@@ -276,7 +280,7 @@ class AutoSharesSimulator(SimulatorServer):
 
     def _later_step(self, request: Request, app_key: str) -> Response:
         step = PIN_STEP if request.header("PinCode") is not None else VERIFICATION_STEP
-        ticket = self._tickets.pop(_bearer(request) or "", None)  # spent by this attempt, right or wrong
+        ticket = self._tickets.pop(_bearer(request) or "", None)  # spent by this attempt (see below)
         account = self._authenticate(request)
         if (
             ticket is None
@@ -287,11 +291,17 @@ class AutoSharesSimulator(SimulatorServer):
             return failed(step, "Corrupted ticket")
         if ticket.step == PIN_STEP:
             if not secrets.compare_digest(request.header("PinCode") or "", account.pin):
-                return WRONG_PIN
+                return self._wrong(ticket, request, WRONG_PIN)
             return self._next_step(account, app_key, pin_done=True)
         if not secrets.compare_digest(request.header(VERIFICATION_STEP) or "", ticket.code):
-            return WRONG_CODE
+            return self._wrong(ticket, request, WRONG_CODE)
         return self._succeed(account, app_key)
+
+    def _wrong(self, ticket: _Ticket, request: Request, answer: Response) -> Response:
+        """A wrong PIN or code: the ticket stays for another try only when wrong answers do not spend it."""
+        if not self.wrong_answer_spends_ticket:
+            self._tickets[_bearer(request) or ""] = ticket
+        return answer
 
     def _authenticate(self, request: Request) -> EtnaAccount:
         account = self._accounts.get(request.header("Username") or "")
