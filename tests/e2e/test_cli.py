@@ -541,8 +541,11 @@ def test_every_next_hint_runs_as_printed(local_env: dict[str, str], aws: boto3.S
         started = run_cli("refresh", "t-hint-etna", env=local_env)
         assert next_hints(started) == ["broker-tokens verify t-hint-etna CODE"], started.stderr
         wrong = "000000" if sim.outbox("hint.2fa")[-1] != "000000" else "111111"
-        (spent,) = run_printed(next_hints(started)[0], local_env, {"CODE": wrong})
-        for hint in next_hints(spent):  # a refused code: a new login and a new code, whatever the state
+        (refused_code,) = run_printed(next_hints(started)[0], local_env, {"CODE": wrong})
+        # A refused code keeps the login open: the hint is to type it again.
+        assert next_hints(refused_code) == ["broker-tokens verify t-hint-etna CODE"], refused_code.stderr
+        (spent,) = run_printed(next_hints(refused_code)[0], local_env, {"CODE": wrong})
+        for hint in next_hints(spent):  # the simulator's ETNA spent its ticket: a new login and a new code
             assert "accounts update" not in hint
             run_printed(hint, local_env, {"CODE": wrong})
         status = run_cli("status", "t-hint-etna", env=local_env)
