@@ -191,7 +191,8 @@ def finish_person_logins(stack: LocalStack, demos: list[DemoAccount]) -> None:
             continue
         print(f"\n{demo.account} is {state.value}; the alert's one-tap link:\n  {link}")
         if state is AccountState.AWAITING_LOGIN and isinstance(sim, KiteSimulator):
-            print(f"  A person opens it, taps 'Log in at {demo.broker}', logs in as {demo.credentials['user_id']},")
+            title = sim.flavour.title
+            print(f"  A person opens it, taps 'Log in at {title}', logs in as {demo.credentials['user_id']},")
             print("  and the broker redirects back to the person pages' /callback/" + demo.account)
             page = login_through_link(sim, link, demo.credentials)
         elif state is AccountState.AWAITING_VERIFICATION and isinstance(sim, AutoSharesSimulator):
