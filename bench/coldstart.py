@@ -47,17 +47,32 @@ COSTLIEST = 3
 NOT_IN_ARTIFACT = ("cryptography",)
 
 
-def import_seconds(module: str | None) -> float:
-    """Wall seconds of one fresh ``python -c "import module"`` (``pass`` when module is None).
+def fresh_python(code: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that sees the functions as Lambda does, packages the artifact
+    does not ship hidden (pyjwt, for one, loads ``cryptography`` whenever it can, and moto brings it into
+    the dev environment); its output captured, an error raised if it fails.
 
-    Packages installed here but absent from the artifact are hidden, as they are in Lambda (pyjwt,
-    for one, loads ``cryptography`` whenever it can, and moto brings it into the dev environment).
+    Example:
+        >>> fresh_python("import sys; print('cryptography' in sys.modules)").stdout
+        'True\\n'
     """
     hide = "".join(f"sys.modules[{name!r}] = None; " for name in NOT_IN_ARTIFACT)
-    code = f"import sys; {hide}" + (f"import {module}" if module else "pass")
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
+    return subprocess.run(
+        [sys.executable, *options, "-c", f"import sys; {hide}\n{code}"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def import_seconds(module: str | None) -> float:
+    """Wall seconds of one fresh ``python -c "import module"`` (``pass`` when module is None)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=environment, timeout=60)
+    fresh_python(f"import {module}" if module else "pass")
     return time.perf_counter() - started
 
 
@@ -68,18 +83,7 @@ def costliest_imports(module: str, *, count: int = COSTLIEST) -> list[tuple[str,
         >>> [name for name, _ in costliest_imports("json", count=1)]   # doctest: +SKIP
         ['json']
     """
-    hide = "".join(f"sys.modules[{name!r}] = None; " for name in NOT_IN_ARTIFACT)
-    code = f"import sys; {hide}import {BASELINE}; import {module}"
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = fresh_python(f"import {BASELINE}; import {module}", "-X", "importtime")
     return top_packages(done.stderr, after=BASELINE, count=count)
 
 

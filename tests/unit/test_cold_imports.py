@@ -7,17 +7,13 @@ process (which has loaded everything) would hide an eager import.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench.coldstart import fresh_python
 
 from broker_tokens import brokers
 from broker_tokens.brokers import adapters, broker_class, known_broker, known_brokers
 
-ROOT = Path(__file__).resolve().parents[2]
 # Loaded only when a login runs or a PiTrade JWT is signed.
 LOGIN_ONLY = ("requests", "jwt", "pyotp", "broker_tokens.refresh", "broker_tokens.http")
 ADAPTER_MODULES = tuple(
@@ -27,17 +23,7 @@ ADAPTER_MODULES = tuple(
 
 def loaded_after(code: str) -> set[str]:
     """The module names a fresh interpreter holds after running ``code``."""
-    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = fresh_python(f"import json\n{code}\nprint(json.dumps(sorted(sys.modules)))")
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
