@@ -58,6 +58,9 @@ def fresh_python(code: str, *options: str) -> subprocess.CompletedProcess[str]:
     """
     hide = "".join(f"sys.modules[{name!r}] = None; " for name in NOT_IN_ARTIFACT)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)])}
+    # The unmeasured first round writes the bytecode caches (see the module docstring), even where the
+    # environment says not to (PYTHONDONTWRITEBYTECODE): boto3 is read from its caches, so are we.
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     return subprocess.run(
         [sys.executable, *options, "-c", f"import sys; {hide}\n{code}"],
         cwd=ROOT,
