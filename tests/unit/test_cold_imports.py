@@ -15,7 +15,14 @@ from broker_tokens import brokers
 from broker_tokens.brokers import adapters, broker_class, known_broker, known_brokers
 
 # Loaded only when a login runs or a PiTrade JWT is signed.
-LOGIN_ONLY = ("requests", "jwt", "pyotp", "broker_tokens.refresh", "broker_tokens.http")
+LOGIN_ONLY = (
+    "requests",
+    "jwt",
+    "pyotp",
+    "broker_tokens.refresh",
+    "broker_tokens.http",
+    "aws_lambda_powertools.event_handler",
+)
 ADAPTER_MODULES = tuple(
     f"broker_tokens.brokers.{name}" for name in ("angelone", "autoshares", "kite", "pitrade", "tradejini")
 )
