@@ -8,11 +8,13 @@ accounts created as credentials secrets, spread evenly over the brokers with an 
 The lower bound: no run can beat the slowest account's chain of broker calls (calls x latency), nor a
 broker's login pacing (Tradejini 3 logins/s per IP: n logins need (n-1)/3 s before the last one
 starts). So bound = max over brokers of (logins per rate-limit scope - 1) / rate + chain. Target: the
-wall time within 1.25 x that bound, with no rate-limit answer from any simulator.
+wall time within 1.15 x that bound (issue 15), with no rate-limit answer from any simulator. The limiter
+books logins HEADROOM (1.15) x the documented interval apart, a margin the bound leaves out: a second
+ratio, against the bound at that booked pacing, shows what the run itself adds.
 
 Example:
     >>> result = measure(accounts=4, latency=0.01, sample_per_broker=1)   # doctest: +SKIP
-    >>> result.wall_seconds <= 1.25 * result.lower_bound_seconds           # doctest: +SKIP
+    >>> result.wall_seconds <= 1.15 * result.lower_bound_seconds           # doctest: +SKIP
     True
 """
 
@@ -39,13 +41,13 @@ from broker_tokens.alerts import Alerts
 from broker_tokens.brokers import broker_class
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, SystemClock
 from broker_tokens.models import AccountState, Outcome
-from broker_tokens.ratelimit import RateLimiter
+from broker_tokens.ratelimit import HEADROOM, RateLimiter
 from broker_tokens.refresh import Refresher, Report
 from broker_tokens.secrets import SecretStore
 from broker_tokens.state import DynamoStateStore
 
 NAME = "fan-out"
-TARGET_RATIO = 1.25
+TARGET_RATIO = 1.15
 # Where a Kite-family app would redirect a person; the unattended login never follows it.
 REDIRECT_URL = "http://127.0.0.1:9/callback"
 
@@ -143,9 +145,15 @@ class BrokerLoad:
         logins_per_scope = self.accounts if self.scope == "ip" else 1  # one login per account per run
         return max(0, logins_per_scope - 1) / self.per_second
 
-    def bound(self, latency: float) -> float:
-        """Pacing plus one login's chain of calls."""
-        return self.pacing() + self.calls_per_login * latency
+    def bound(self, latency: float, headroom: float = 1.0) -> float:
+        """Pacing (stretched by ``headroom``, the limiter's margin over the documented rate) plus one
+        login's chain of calls.
+
+        Example:
+            >>> BrokerLoad("tradejini", accounts=25, calls_per_login=2, per_second=3, scope="ip").bound(0.25, 1.15)
+            9.7
+        """
+        return self.pacing() * headroom + self.calls_per_login * latency
 
 
 @dataclass
@@ -174,6 +182,11 @@ class FanoutResult:
         return max((load.bound(self.latency) for load in self.loads), default=0.0)
 
     @property
+    def booked_bound_seconds(self) -> float:
+        """The lower bound at the pacing the limiter books (the documented rate over its HEADROOM)."""
+        return max((load.bound(self.latency, HEADROOM) for load in self.loads), default=0.0)
+
+    @property
     def ratio(self) -> float:
         """Wall time over the lower bound."""
         return self.wall_seconds / self.lower_bound_seconds if self.lower_bound_seconds else float("inf")
@@ -200,6 +213,15 @@ class FanoutResult:
             ),
             Figure(
                 NAME, "wall / lower bound", self.ratio, "x", target=f"<= {TARGET_RATIO}", ok=self.ratio <= TARGET_RATIO
+            ),
+            Figure(
+                NAME,
+                "wall / lower bound at the booked pacing",
+                self.wall_seconds / self.booked_bound_seconds if self.booked_bound_seconds else float("inf"),
+                "x",
+                note=f"the limiter books logins {HEADROOM:g} x the documented interval apart (its margin for "
+                f"jitter, broker_tokens.ratelimit.HEADROOM): bound {self.booked_bound_seconds:.2f} s; what is left "
+                "is the run's start (listing, each account's reads and lease before its slot) and its end",
             ),
             Figure(
                 NAME,

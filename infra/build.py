@@ -6,6 +6,12 @@ the interpreter. Instead pip installs the wheels built for the Lambda platform
 --only-binary=:all:``) into ``.aws-sam/build/<Function>/``, the function code is copied beside them,
 and ``.aws-sam/build/template.yaml`` points each function's CodeUri there; ``sam deploy`` picks it up.
 
+What ships is only what Lambda lacks (issue 15: each artifact <= 3 MB unzipped): Powertools comes from
+AWS's public layer when the template's ``PowertoolsLayerArn`` is set (its default), and is bundled only
+when it is empty; whatever the runtime already has (boto3, botocore, s3transfer, jmespath, dateutil,
+six) is left out even when a dependency pulls it in; so are tests, type stubs, pip's install records and
+charset-normalizer's compiled accelerators (its pure-Python modules sit beside them and do the same work).
+
 Lambda's Python 3.12 and 3.13 runtimes run on Amazon Linux 2023 (glibc 2.34), so wheels tagged for
 glibc up to 2.34 work: pip takes each ``--platform`` tag literally (it widens only the legacy
 manylinux2014 one), hence the list. The built template pins the runtime it was built for: its
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +46,19 @@ GLIBC_TAGS = ("manylinux2014", "manylinux_2_28", "manylinux_2_34")
 MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 # Never shipped: build leftovers and the list pip already installed from.
 _NOT_CODE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "requirements.txt")
+# In every Lambda Python runtime already (boto3 and what it depends on): never shipped.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "python_dateutil", "six")
+POWERTOOLS = "aws-lambda-powertools"
+POWERTOOLS_PARAMETER = "PowertoolsLayerArn"
+# Console scripts pip writes (charset-normalizer's "normalizer"): nothing runs them in Lambda.
+_SCRIPTS = "bin"
+# Inside installed packages: never imported at run time.
+_NOT_RUNTIME_FILES = ("*.pyi", "py.typed")
+_NOT_RUNTIME_DIRS = ("tests", "__pycache__")
+# pip's bookkeeping in *.dist-info (METADATA, licenses and entry points stay: importlib.metadata reads them).
+_INSTALL_RECORDS = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")
+# Compiled twins of pure-Python modules shipped beside them (mypyc): the .py files do the same work.
+_OPTIONAL_ACCELERATORS = ("charset_normalizer/*.so",)
 
 
 class BuildError(Exception):
@@ -113,13 +133,78 @@ def functions_of(template: dict[str, Any], root: Path, runtime: str) -> list[Fun
     return functions
 
 
+def powertools_from_layer(template: dict[str, Any]) -> bool:
+    """True when the template's functions take Powertools from AWS's layer (its ARN parameter's default is set).
+
+    Example:
+        >>> powertools_from_layer(load_template())
+        True
+    """
+    parameter = template.get("Parameters", {}).get(POWERTOOLS_PARAMETER)
+    return bool(parameter and str(parameter.get("Default", "")).strip())
+
+
+def requirements_without(requirements: Path, left_out: tuple[str, ...], destination: Path) -> Path:
+    """A copy of a requirements file without the named distributions (``destination``); the original if none.
+
+    Example:
+        >>> import tempfile
+        >>> scratch = Path(tempfile.mkdtemp())
+        >>> lean = requirements_without(ROOT / "functions" / "requirements.txt", (POWERTOOLS,), scratch / "r.txt")
+        >>> POWERTOOLS in lean.read_text()
+        False
+    """
+    if not left_out:
+        return requirements
+    kept = [
+        line for line in requirements.read_text(encoding="utf-8").splitlines() if _distribution(line) not in left_out
+    ]
+    destination.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return destination
+
+
+def _distribution(line: str) -> str:
+    """The distribution a requirement line names ("" for a comment), normalized: "aws_lambda-Powertools>=3" -> ..."""
+    name = re.split(r"[\s<>=!~;\[#]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def prune(installed: Path) -> None:
+    """Remove from installed wheels what Lambda provides or never runs (see the module docstring).
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()); (root / "boto3").mkdir(); (root / "jwt").mkdir()
+        >>> (root / "jwt" / "api.pyi").touch(); prune(root)
+        >>> sorted(path.name for path in root.rglob("*"))
+        ['jwt']
+    """
+    for entry in list(installed.iterdir()):
+        # The package ("six.py" too), or its "-x.y.dist-info".
+        if entry.name.split("-")[0].removesuffix(".py").lower() in RUNTIME_PROVIDED:
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    shutil.rmtree(installed / _SCRIPTS, ignore_errors=True)
+    for directory in _NOT_RUNTIME_DIRS:
+        for found in [path for path in installed.rglob(directory) if path.is_dir()]:
+            shutil.rmtree(found, ignore_errors=True)
+    doomed = [path for pattern in _NOT_RUNTIME_FILES for path in installed.rglob(pattern)]
+    doomed += [path for name in _INSTALL_RECORDS for path in installed.glob(f"*.dist-info/{name}")]
+    doomed += [path for pattern in _OPTIONAL_ACCELERATORS for path in installed.glob(pattern)]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+
+
 def install_dependencies(requirements: Path, destination: Path, target: Target) -> None:
-    """pip-install the requirements' wheels for the Lambda platform into destination."""
+    """pip-install the requirements' wheels for the Lambda platform into destination, then prune them."""
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     command += [*target.pip_options(), "--target", str(destination), "--requirement", str(requirements)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
     if result.returncode != 0:
         raise BuildError(f"pip could not install {requirements} for {target}:\n{result.stderr.strip()}")
+    prune(destination)
 
 
 def _block_strings(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -134,8 +219,9 @@ class _TemplateDumper(yaml.SafeDumper):
 _TemplateDumper.add_representer(str, _block_strings)
 
 
-def pinned(template: dict[str, Any], runtime: str) -> dict[str, Any]:
-    """A copy of the template for artifacts built for ``runtime``: that runtime only, no shared CodeUri.
+def pinned(template: dict[str, Any], runtime: str, *, powertools_layer: bool = False) -> dict[str, Any]:
+    """A copy of the template for artifacts built for ``runtime``: that runtime only, no shared CodeUri;
+    with ``powertools_layer`` (the artifacts lack Powertools) the layer's ARN can no longer be left empty.
 
     Example:
         >>> pinned(load_template(), "python3.12")["Parameters"]["Runtime"]["AllowedValues"]
@@ -147,16 +233,29 @@ def pinned(template: dict[str, Any], runtime: str) -> dict[str, Any]:
     built["Parameters"]["Runtime"]["AllowedValues"] = [runtime]
     built["Parameters"]["Runtime"]["Description"] = f"Lambda Python runtime: this build is for {runtime} only."
     built.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    if powertools_layer:
+        layer = built["Parameters"][POWERTOOLS_PARAMETER]
+        layer["AllowedPattern"] = str(layer["AllowedPattern"]).removeprefix("^$|")
+        layer["Description"] = "AWS's Powertools layer: this build leaves Powertools out, so it must be given."
     return built
 
 
-def build(*, root: Path = ROOT, build_dir: Path = DEFAULT_BUILD_DIR, runtime: str | None = None) -> Path:
+def build(
+    *,
+    root: Path = ROOT,
+    build_dir: Path = DEFAULT_BUILD_DIR,
+    runtime: str | None = None,
+    powertools_layer: bool | None = None,
+) -> Path:
     """Build every function into build_dir/<LogicalId>/ and write build_dir/template.yaml; return its path.
 
     ``runtime`` overrides the template's Runtime default; the built template then defaults to it too,
-    so the artifact and the deployed runtime agree.
+    so the artifact and the deployed runtime agree. ``powertools_layer`` (default: as the template's
+    ``PowertoolsLayerArn`` default says) leaves Powertools out for the layer to provide.
     """
     template = load_template(root / "template.yaml")
+    if powertools_layer is None:
+        powertools_layer = powertools_from_layer(template)
     runtime = runtime or str(template["Parameters"]["Runtime"]["Default"])
     functions = functions_of(template, root, runtime)
     missing = [str(f.handler_file().relative_to(root)) for f in functions if not f.handler_file().is_file()]
@@ -165,14 +264,20 @@ def build(*, root: Path = ROOT, build_dir: Path = DEFAULT_BUILD_DIR, runtime: st
 
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)
-    built = pinned(template, runtime)
+    built = pinned(template, runtime, powertools_layer=powertools_layer)
     with tempfile.TemporaryDirectory(prefix="broker-tokens-deps-") as scratch:
         installed: dict[tuple[Path, Target], Path] = {}
         for function in functions:
             key = (function.code_dir, function.target)
             if key not in installed:
                 installed[key] = Path(scratch, str(len(installed)))
-                install_dependencies(function.code_dir / "requirements.txt", installed[key], function.target)
+                left_out = (POWERTOOLS,) if powertools_layer else ()
+                requirements = requirements_without(
+                    function.code_dir / "requirements.txt",
+                    left_out,
+                    Path(scratch, f"requirements-{len(installed)}.txt"),
+                )
+                install_dependencies(requirements, installed[key], function.target)
             artifact = build_dir / function.logical_id
             shutil.copytree(installed[key], artifact)
             shutil.copytree(function.code_dir, artifact, ignore=_NOT_CODE, dirs_exist_ok=True)
@@ -187,9 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR, help="default: .aws-sam/build")
     parser.add_argument("--runtime", choices=["python3.12", "python3.13"], help="default: the template's")
+    parser.add_argument(
+        "--bundle-powertools",
+        action="store_true",
+        help="ship Powertools in each artifact (deploy then with PowertoolsLayerArn= to use no layer)",
+    )
     args = parser.parse_args(argv)
     try:
-        built_template = build(build_dir=args.build_dir, runtime=args.runtime)
+        layer = False if args.bundle_powertools else None
+        built_template = build(build_dir=args.build_dir, runtime=args.runtime, powertools_layer=layer)
     except BuildError as error:
         print(f"build failed: {error}", file=sys.stderr)
         return 1

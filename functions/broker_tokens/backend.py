@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -20,7 +20,13 @@ from broker_tokens.errors import ErrorKind
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState, Outcome, Source
 from broker_tokens.redaction import register, scrub
-from broker_tokens.refresh import Refresher
+
+if TYPE_CHECKING:
+    from broker_tokens.clock import Clock
+    from broker_tokens.config import Settings
+
+    # The core (and with it the adapters) loads only where logins run in this process (cold start).
+    from broker_tokens.refresh import Refresher
 
 # Below the token API's own timeout (template.yaml: 120 s), so the API can still answer.
 INVOKE_TIMEOUT_SECONDS = 110.0
@@ -150,6 +156,18 @@ def outcome_of(account: str, report: Any) -> Outcome:
         if isinstance(line, dict) and line.get("account") == account:
             return Outcome.from_dict(line)
     return Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.TRANSIENT, error="no report line")
+
+
+def in_process(settings: Settings, clock: Clock) -> Refresher:
+    """The core Refresher for logins run in this process, imported (adapters and all) only now (cold start).
+
+    Example:
+        >>> in_process(Settings(secret_prefix="desk"), SYSTEM_CLOCK).secrets.prefix  # doctest: +SKIP
+        'desk'
+    """
+    from broker_tokens.runtime import build_refresher  # noqa: PLC0415 - the API's import stays light
+
+    return build_refresher(settings, clock)
 
 
 def build_backend(env: Mapping[str, str], refresher: Callable[[], Refresher]) -> RefreshBackend:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import boto3
-import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
@@ -38,6 +37,7 @@ from broker_tokens.models import is_account_id, parse_iso
 from broker_tokens.secret_errors import error_code, is_absent
 
 if TYPE_CHECKING:
+    import requests
     from botocore.credentials import Credentials
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -233,6 +233,8 @@ class TokenApiClient:
         self.api_key = api_key
         self.timeout = timeout
         self.refresh_timeout = refresh_timeout
+        import requests  # noqa: PLC0415 - the bots' client loads it; the token API's TokenCache does not
+
         self.session = session or requests.Session()
         self._credentials = credentials
         self._region = region

@@ -6,13 +6,14 @@ Retries are the core's business (by error kind), so nothing here retries.
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.deadline import Deadline
 from broker_tokens.errors import transient
+
+if TYPE_CHECKING:
+    import requests
 
 USER_AGENT = "broker-tokens/0.1"
 
@@ -31,6 +32,9 @@ class HttpClient:
     def __init__(self, base_url: str, *, timeout: float, connect_timeout: float = 5.0, clock: Clock = SYSTEM_CLOCK):
         self.base_url = base_url.rstrip("/")
         self.timeout = (min(connect_timeout, timeout), timeout)
+        # requests is loaded by the first client (a login), not by importing an adapter (cold start).
+        import requests  # noqa: PLC0415
+
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.clock = clock
@@ -49,6 +53,8 @@ class HttpClient:
         timeout = self._timeout(f"{method} {path}")
         kwargs.setdefault("timeout", timeout)
         sent = self.clock.time()
+        import requests  # noqa: PLC0415 - loaded already by __init__: a dictionary lookup
+
         try:
             response = self.session.request(method, self.url(path), **kwargs)
         except requests.Timeout:
@@ -89,6 +95,7 @@ def json_body(response: requests.Response, what: str) -> Any:
     about the credentials, so it is transient.
 
     Example:
+        >>> import requests
         >>> r = requests.Response(); r.status_code = 200; r._content = b'{"a": 1}'
         >>> json_body(r, "login")
         {'a': 1}
@@ -107,6 +114,7 @@ def raise_for_transport_status(response: requests.Response, what: str) -> None:
 
     Example:
         >>> from broker_tokens.errors import BrokerError
+        >>> import requests
         >>> r = requests.Response(); r.status_code = 503
         >>> try: raise_for_transport_status(r, "login")
         ... except BrokerError as e: print(e.kind.value)

@@ -269,7 +269,7 @@ class LocalResources:
 
     table_name: str
     topic_arn: str
-    kms_key_arn: str
+    kms_key_arn: str  # "" with SecretsKeyMode=aws-managed (the default): secrets use aws/secretsmanager
     dlq_url: str
     template: dict[str, Any] = field(repr=False)
     names: dict[str, Any] = field(repr=False)
@@ -297,8 +297,10 @@ def _attributes(properties: Mapping[str, Any], skip: set[str]) -> dict[str, str]
 
 
 def _provision_key(session: boto3.Session, deployed: Mapping[str, Any], resolver: Resolver) -> dict[str, str]:
-    kms = session.client("kms")
     resources = deployed["Resources"]
+    if "SecretsKey" not in resources:  # SecretsKeyMode=aws-managed: Secrets Manager's own key, nothing to create
+        return {}
+    kms = session.client("kms")
     alias = resolver.resolve(resources["SecretsKeyAlias"]["Properties"]["AliasName"])
     try:
         metadata = kms.describe_key(KeyId=alias)["KeyMetadata"]
@@ -356,7 +358,7 @@ def _provision_table(session: boto3.Session, name: str, properties: Mapping[str,
 def provision(
     session: boto3.Session, *, stack_name: str = "local", parameters: dict[str, str] | None = None
 ) -> LocalResources:
-    """Create the template's key, dead-letter queue, alert topic and state table where ``session`` points.
+    """Create the template's dead-letter queue, alert topic, state table (and key, full profile) at ``session``.
 
     The endpoint is whatever the session's configuration says (``AWS_ENDPOINT_URL`` for a moto
     server, or moto's in-process mock). Physical names are ``{stack_name}-{LogicalId}``; running
@@ -405,7 +407,7 @@ def provision(
     return LocalResources(
         table_name=names["StateTable"],
         topic_arn=names["AlertTopic"],
-        kms_key_arn=names["SecretsKey.Arn"],
+        kms_key_arn=names.get("SecretsKey.Arn", ""),
         dlq_url=names["RefreshDeadLetterQueue"],
         template=deployed,
         names=names,

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from infra.local.template import Resolver, TemplateError, load_template, provision
 from moto import mock_aws
 
+from broker_tokens.config import Settings
+from broker_tokens.models import Session, Source, TokenRecord
+from broker_tokens.secrets import SecretStore
+
 REGION = "ap-south-1"
+FULL = {"SecretsKeyMode": "customer-managed", "DashboardMode": "basic"}
 
 
 @pytest.fixture
@@ -24,7 +30,7 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
 
 
 def test_state_table_is_built_from_the_template_properties(session: boto3.Session) -> None:
-    resources = provision(session, stack_name="t1")
+    resources = provision(session, stack_name="t1", parameters=FULL)
     dynamodb = session.client("dynamodb")
 
     table = dynamodb.describe_table(TableName=resources.table_name)["Table"]
@@ -41,7 +47,7 @@ def test_state_table_is_built_from_the_template_properties(session: boto3.Sessio
 
 
 def test_key_topic_and_queue_exist_with_the_template_settings(session: boto3.Session) -> None:
-    resources = provision(session, stack_name="t1")
+    resources = provision(session, stack_name="t1", parameters=FULL)
 
     kms = session.client("kms")
     key = kms.describe_key(KeyId="alias/broker-tokens-t1")["KeyMetadata"]
@@ -56,7 +62,9 @@ def test_key_topic_and_queue_exist_with_the_template_settings(session: boto3.Ses
 
 
 def test_environments_resolve_to_the_local_resources(session: boto3.Session) -> None:
-    resources = provision(session, stack_name="t1", parameters={"SecretPrefix": "desk", "TokenApiAuthMode": "api_key"})
+    resources = provision(
+        session, stack_name="t1", parameters={"SecretPrefix": "desk", "TokenApiAuthMode": "api_key", **FULL}
+    )
 
     refresher = resources.environment("RefresherFunction")
     api = resources.environment("TokenApiFunction")
@@ -99,8 +107,8 @@ def test_the_code_can_use_what_was_provisioned(session: boto3.Session) -> None:
 
 
 def test_provisioning_twice_reuses_the_resources(session: boto3.Session) -> None:
-    first = provision(session)
-    second = provision(session)
+    first = provision(session, parameters=FULL)
+    second = provision(session, parameters=FULL)
 
     assert second == first
     assert len(session.client("kms").list_keys()["Keys"]) == 1
@@ -115,3 +123,29 @@ def test_unknown_names_are_errors(session: boto3.Session) -> None:
         provision(session, parameters={"Nope": "1"})
     with pytest.raises(TemplateError, match="no local value for Ref Elsewhere"):
         Resolver(resources.names).resolve({"Fn::Sub": ["${Table}", {"Table": {"Ref": "Elsewhere"}}]})
+
+
+def test_the_lean_default_creates_no_key_and_secrets_use_secrets_managers_own(session: boto3.Session) -> None:
+
+    resources = provision(session, stack_name="lean")
+    env = resources.environment("RefresherFunction")
+
+    assert resources.kms_key_arn == env["SECRETS_KMS_KEY_ARN"] == ""
+    assert session.client("kms").list_keys()["Keys"] == []
+    topic = session.client("sns").get_topic_attributes(TopicArn=resources.topic_arn)["Attributes"]
+    assert "KmsMasterKeyId" not in topic
+    table = session.client("dynamodb").describe_table(TableName=resources.table_name)["Table"]
+    assert table.get("SSEDescription", {}).get("SSEType") != "KMS"
+    # The code reads the empty variable as "no key": CreateSecret gets no KmsKeyId (an empty one is refused).
+    settings = Settings.from_env(env)
+    assert settings.kms_key_arn is None
+    client = session.client("secretsmanager")
+    store = SecretStore(client, prefix=settings.secret_prefix, kms_key_arn=settings.kms_key_arn)
+    expires = datetime(2026, 11, 25, tzinfo=UTC)
+    session_ = Session("t", "Bearer t", expires)
+    record = TokenRecord.from_session(
+        "a1", "angelone", session_, issued_at=expires - timedelta(days=1), source=Source.CLI
+    )
+    store.write_token(record)
+    described = client.describe_secret(SecretId=store.name("a1", "token"))
+    assert "KmsKeyId" not in described

@@ -34,4 +34,14 @@ def deploy(template: dict[str, Any], transformed: dict[str, Any]) -> Callable[..
 
 @pytest.fixture(scope="session")
 def default(deploy: Callable[..., Deployed]) -> Deployed:
+    """The lean profile (the defaults): the AWS-managed Secrets Manager key, no dashboard."""
     return deploy()
+
+
+FULL_PROFILE = {"SecretsKeyMode": "customer-managed", "DashboardMode": "basic"}
+
+
+@pytest.fixture(scope="session")
+def full(deploy: Callable[..., Deployed]) -> Deployed:
+    """The full profile: the stack's own KMS key for secrets, table and topic, and the dashboard."""
+    return deploy(**FULL_PROFILE)

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from infra.build import ROOT, BuildError, Target, build, functions_of, pinned
+from infra.build import (
+    POWERTOOLS,
+    ROOT,
+    BuildError,
+    Target,
+    build,
+    functions_of,
+    pinned,
+    powertools_from_layer,
+    prune,
+    requirements_without,
+)
 from infra.local.template import load_template
 
 from tests.infra.cloudformation import Deployed
@@ -24,7 +36,9 @@ IMPORT_NAMES = {
     "tzdata": "tzdata",
 }
 # What the Lambda Python runtime provides itself.
-RUNTIME_PROVIDED = ("boto3", "botocore")
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six")
+# From AWS's layer when the template names it (the default): in /opt/python on Lambda, never in the artifact.
+FROM_LAYER = ("aws_lambda_powertools", "typing_extensions")
 
 PROBE = """
 import importlib, json, sys
@@ -91,6 +105,7 @@ def test_build_makes_importable_artifacts_and_a_deployable_template(
     built_template = build(build_dir=tmp_path / "build")
 
     built = load_template(built_template)
+    assert built["Parameters"]["PowertoolsLayerArn"]["AllowedPattern"].startswith("^arn:")  # no empty ARN
     assert "CodeUri" not in built["Globals"]["Function"]
     assert built["Parameters"]["Runtime"]["Default"] == "python3.13"
     assert built["Parameters"]["Runtime"]["AllowedValues"] == ["python3.13"]
@@ -107,6 +122,10 @@ def test_build_makes_importable_artifacts_and_a_deployable_template(
             "AWS_SECRET_ACCESS_KEY": "testing",
             **everything.properties(function.logical_id)["Environment"]["Variables"],
         }
+        shipped = sorted(entry.name for entry in artifact.iterdir())
+        assert not [name for name in shipped if name.split("-")[0].removesuffix(".py") in RUNTIME_PROVIDED + FROM_LAYER]
+        assert not [p for pattern in ("*.pyi", "py.typed", "tests", "RECORD", "*.so") for p in artifact.rglob(pattern)]
+        assert "bin" not in shipped
         modules = [function.handler.rsplit(".", 2)[0], "broker_tokens", *IMPORT_NAMES.values()]
         probe = subprocess.run(
             [sys.executable, "-P", "-c", PROBE, function.handler, ",".join(modules)],
@@ -122,7 +141,9 @@ def test_build_makes_importable_artifacts_and_a_deployable_template(
         assert answer["callable"] is True
         assert answer["kolkata"] == "5:30:00"
         for module, origin in answer["origins"].items():
-            assert Path(origin).is_relative_to(artifact), f"{module} came from {origin}, not the artifact"
+            # Powertools comes from this environment here, as from the layer in Lambda.
+            from_artifact = Path(origin).is_relative_to(artifact)
+            assert from_artifact is (module not in FROM_LAYER), f"{module} came from {origin}"
 
 
 def test_build_refuses_a_template_without_local_code(tmp_path: Path) -> None:
@@ -131,3 +152,64 @@ def test_build_refuses_a_template_without_local_code(tmp_path: Path) -> None:
 
     with pytest.raises(BuildError, match="CodeUri must be a local directory"):
         functions_of(template, tmp_path, "python3.13")
+
+
+def test_powertools_comes_from_the_layer_by_default_and_can_be_bundled(tmp_path: Path) -> None:
+    template = load_template()
+    assert powertools_from_layer(template)
+    template["Parameters"]["PowertoolsLayerArn"]["Default"] = ""
+    assert not powertools_from_layer(template)
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# comment\npyotp>=2.9\nAWS_Lambda.Powertools >=3.0\ntzdata\n", encoding="utf-8")
+    lean = requirements_without(requirements, (POWERTOOLS,), tmp_path / "lean.txt")
+    assert lean.read_text(encoding="utf-8").splitlines() == ["# comment", "pyotp>=2.9", "tzdata"]
+    assert requirements_without(requirements, (), tmp_path / "same.txt") == requirements
+
+
+def test_an_artifact_built_without_powertools_cannot_deploy_without_the_layer() -> None:
+    layered = pinned(load_template(), "python3.13", powertools_layer=True)["Parameters"]["PowertoolsLayerArn"]
+    bundled = pinned(load_template(), "python3.13")["Parameters"]["PowertoolsLayerArn"]
+
+    assert not re.fullmatch(layered["AllowedPattern"], "")
+    assert re.fullmatch(layered["AllowedPattern"], layered["Default"])
+    assert re.fullmatch(bundled["AllowedPattern"], "")
+
+
+def test_prune_leaves_out_the_runtimes_packages_stubs_tests_and_install_records(tmp_path: Path) -> None:
+    files = [
+        "boto3/__init__.py",
+        "boto3-1.40.0.dist-info/METADATA",
+        "botocore/data/x.json",
+        "s3transfer/__init__.py",
+        "jmespath/__init__.py",
+        "dateutil/__init__.py",
+        "python_dateutil-2.9.0.dist-info/METADATA",
+        "six.py",
+        "bin/normalizer",
+        "jwt/__init__.py",
+        "jwt/api_jwt.pyi",
+        "jwt/py.typed",
+        "certifi/tests/test_x.py",
+        "certifi/cacert.pem",
+        "charset_normalizer/md.py",
+        "charset_normalizer/md.cpython-313-aarch64-linux-gnu.so",
+        "pyjwt-2.10.0.dist-info/METADATA",
+        "pyjwt-2.10.0.dist-info/RECORD",
+        "pyjwt-2.10.0.dist-info/INSTALLER",
+        "pyjwt-2.10.0.dist-info/licenses/LICENSE",
+    ]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x", encoding="utf-8")
+
+    prune(tmp_path)
+
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == [
+        "certifi/cacert.pem",
+        "charset_normalizer/md.py",
+        "jwt/__init__.py",
+        "pyjwt-2.10.0.dist-info/METADATA",
+        "pyjwt-2.10.0.dist-info/licenses/LICENSE",
+    ]

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.infra.cloudformation import Deployed
+
 POLICY = Path(__file__).resolve().parents[2] / "infra" / "deployer-policy.json"
 
 # What CloudFormation calls to create and delete each resource type of the template (and to update
@@ -103,3 +105,14 @@ def test_the_policy_is_least_privilege(transformed: dict[str, Any]) -> None:
 @pytest.mark.parametrize("action", ["iam:CreateUser", "secretsmanager:GetSecretValue", "lambda:InvokeFunction"])
 def test_what_a_deployer_never_needs_is_refused(action: str) -> None:
     assert not allows(action)
+
+
+def test_the_deployer_may_attach_aws_powertools_layer_and_no_other(default: Deployed) -> None:
+    # A function that names a layer of another account needs lambda:GetLayerVersion on that layer.
+    policy = json.loads(POLICY.read_text(encoding="utf-8"))
+    (layer,) = [s for s in policy["Statement"] if "lambda:GetLayerVersion" in s["Action"]]
+    assert layer["Action"] == ["lambda:GetLayerVersion"]
+    assert fnmatchcase(default.parameters["PowertoolsLayerArn"], layer["Resource"])
+    assert not fnmatchcase(
+        "arn:aws:lambda:ap-south-1:999999999999:layer:AWSLambdaPowertoolsPythonV3-x:1", layer["Resource"]
+    )

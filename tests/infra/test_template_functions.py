@@ -14,7 +14,8 @@ SHARED_ENVIRONMENT = {
     "SECRET_PREFIX": "broker-tokens",
     "STATE_TABLE_NAME": "<StateTable>",
     "ALERT_TOPIC_ARN": "<AlertTopic>",
-    "SECRETS_KMS_KEY_ARN": "<SecretsKey.Arn>",
+    # The lean default: no key of the stack, so secrets are created with aws/secretsmanager.
+    "SECRETS_KMS_KEY_ARN": "",
     "LEASE_TTL_SECONDS": "660",
     "POWERTOOLS_SERVICE_NAME": "broker-tokens",
     "POWERTOOLS_METRICS_NAMESPACE": "BrokerTokens",
@@ -187,3 +188,20 @@ def test_token_api_url_auth_follows_the_mode(
         assert invoke["InvokedViaFunctionUrl"] is True
     else:
         assert permissions == []
+
+
+def test_with_the_stack_key_every_function_creates_secrets_with_it(full: Deployed) -> None:
+    for function in ("RefresherFunction", "TokenApiFunction", "PersonPagesFunction"):
+        env = full.properties(function)["Environment"]["Variables"]
+        assert env["SECRETS_KMS_KEY_ARN"] == "<SecretsKey.Arn>", function
+
+
+def test_powertools_comes_from_the_layer_unless_its_arn_is_empty(
+    deploy: Callable[..., Deployed], default: Deployed
+) -> None:
+    layer = default.parameters["PowertoolsLayerArn"]
+    assert layer.startswith("arn:aws:lambda:ap-south-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:")
+    bundled = deploy(PowertoolsLayerArn="")
+    for function in ("RefresherFunction", "TokenApiFunction", "PersonPagesFunction"):
+        assert default.properties(function)["Layers"] == [layer], function
+        assert bundled.properties(function).get("Layers", []) == [], function

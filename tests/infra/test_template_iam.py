@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
+
+import pytest
 
 from tests.infra.cloudformation import ACCOUNT, REGION, Deployed
 
@@ -135,8 +138,8 @@ def may_write(statement: dict[str, Any], leading_key: str) -> bool:
     return not any(fnmatchcase(leading_key, pattern) for pattern in patterns)
 
 
-def test_token_api_may_only_decrypt(default: Deployed) -> None:
-    statements = default.statements("TokenApiRole")
+def test_token_api_may_only_decrypt(full: Deployed) -> None:
+    statements = full.statements("TokenApiRole")
 
     assert grants(statements, "kms:Decrypt", "<SecretsKey.Arn>")
     for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom"):
@@ -197,9 +200,12 @@ def test_wildcard_resource_only_where_no_arn_exists(default: Deployed) -> None:
         assert wildcard_actions == {"secretsmanager:ListSecrets"}, role
 
 
-def test_each_role_touches_only_its_stack_resources(default: Deployed) -> None:
-    refresher = {r for s in default.statements("RefresherRole") for r in _listed(s["Resource"])}
-    api = {r for s in default.statements("TokenApiRole") for r in _listed(s["Resource"])}
+@pytest.mark.parametrize("profile", ["lean", "full"])
+def test_each_role_touches_only_its_stack_resources(default: Deployed, full: Deployed, profile: str) -> None:
+    deployed = full if profile == "full" else default
+    refresher = {r for s in deployed.statements("RefresherRole") for r in _listed(s["Resource"])}
+    api = {r for s in deployed.statements("TokenApiRole") for r in _listed(s["Resource"])}
+    key = {"<SecretsKey.Arn>"} if profile == "full" else set()
 
     assert refresher - {"*"} == {
         "<RefresherLogGroup.Arn>",
@@ -207,7 +213,7 @@ def test_each_role_touches_only_its_stack_resources(default: Deployed) -> None:
         f"{SECRETS}broker-tokens/*/token*",
         "<StateTable.Arn>",
         "<AlertTopic>",
-        "<SecretsKey.Arn>",
+        *key,
     }
     assert api - {"*"} == {
         "<TokenApiLogGroup.Arn>",
@@ -215,42 +221,42 @@ def test_each_role_touches_only_its_stack_resources(default: Deployed) -> None:
         f"{SECRETS}broker-tokens/*/token*",
         "<StateTable.Arn>",
         "<RefresherFunction.Arn>",
-        "<SecretsKey.Arn>",
+        *key,
     }
 
 
-def test_key_is_used_only_through_aws_services(default: Deployed) -> None:
+def test_key_is_used_only_through_aws_services(full: Deployed) -> None:
     for role, services in (
         ("RefresherRole", {"secretsmanager", "dynamodb", "sns"}),
         ("TokenApiRole", {"secretsmanager", "dynamodb"}),
     ):
-        (key_use,) = grants(default.statements(role), "kms:Decrypt", "<SecretsKey.Arn>")
+        (key_use,) = grants(full.statements(role), "kms:Decrypt", "<SecretsKey.Arn>")
         via = key_use["Condition"]["StringEquals"]["kms:ViaService"]
         assert set(via) == {f"{service}.{REGION}.amazonaws.com" for service in services}, role
 
 
-def test_key_encrypts_table_and_topic_and_rotates(default: Deployed) -> None:
-    assert default.properties("StateTable")["SSESpecification"] == {
+def test_key_encrypts_table_and_topic_and_rotates(full: Deployed) -> None:
+    assert full.properties("StateTable")["SSESpecification"] == {
         "SSEEnabled": True,
         "SSEType": "KMS",
         "KMSMasterKeyId": "<SecretsKey>",
     }
-    assert default.properties("AlertTopic")["KmsMasterKeyId"] == "<SecretsKey>"
-    assert default.properties("SecretsKey")["EnableKeyRotation"] is True
-    assert default.properties("SecretsKeyAlias")["AliasName"] == "alias/broker-tokens-broker-tokens"
-    assert default.resources["SecretsKey"]["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert full.properties("AlertTopic")["KmsMasterKeyId"] == "<SecretsKey>"
+    assert full.properties("SecretsKey")["EnableKeyRotation"] is True
+    assert full.properties("SecretsKeyAlias")["AliasName"] == "alias/broker-tokens-broker-tokens"
+    assert full.resources["SecretsKey"]["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
-def test_key_policy_lets_alarms_publish_to_the_encrypted_topic(default: Deployed) -> None:
-    statements = default.properties("SecretsKey")["KeyPolicy"]["Statement"]
+def test_key_policy_lets_alarms_publish_to_the_encrypted_topic(full: Deployed) -> None:
+    statements = full.properties("SecretsKey")["KeyPolicy"]["Statement"]
     (alarms,) = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
 
     assert set(alarms["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
-def test_token_reader_policy_reads_tokens_not_credentials(default: Deployed) -> None:
-    statements = default.properties("TokenReaderPolicy")["PolicyDocument"]["Statement"]
+def test_token_reader_policy_reads_tokens_not_credentials(full: Deployed) -> None:
+    statements = full.properties("TokenReaderPolicy")["PolicyDocument"]["Statement"]
 
     assert grants(statements, "secretsmanager:GetSecretValue", TOKEN)
     assert not grants(statements, "secretsmanager:GetSecretValue", CREDENTIALS)
@@ -259,3 +265,16 @@ def test_token_reader_policy_reads_tokens_not_credentials(default: Deployed) -> 
     (invoke,) = grants(statements, "lambda:InvokeFunction", "<TokenApiFunction.Arn>")
     assert invoke["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
     assert grants(statements, "lambda:InvokeFunctionUrl", "<TokenApiFunction.Arn>")
+
+
+def test_the_lean_profile_has_no_key_to_pay_for_and_grants_no_kms(default: Deployed) -> None:
+    # aws/secretsmanager serves any principal of the account through Secrets Manager; the table
+    # uses DynamoDB's AWS-owned key and the topic none, so no role or policy needs a kms action.
+    assert default.of_type("AWS::KMS::Key") == default.of_type("AWS::KMS::Alias") == {}
+    assert "SSESpecification" not in default.properties("StateTable")
+    assert "KmsMasterKeyId" not in default.properties("AlertTopic")
+    roles = ("RefresherRole", "TokenApiRole", "PersonPagesRole")
+    statements = [s for role in roles for s in default.statements(role)]
+    statements += default.properties("TokenReaderPolicy")["PolicyDocument"]["Statement"]
+    assert not [s for s in statements if any(a.startswith("kms:") for a in _listed(s["Action"]))]
+    assert "SecretsKey" not in json.dumps(default.template["Outputs"])

@@ -43,13 +43,12 @@ ALWAYS_OUTPUTS = {
     "PersonUrl",
     "StateTableName",
     "AlertTopicArn",
-    "SecretsKeyArn",
-    "SecretsKeyAlias",
     "RefreshDeadLetterQueueUrl",
     "TokenReaderPolicyArn",
-    "DashboardName",
     "TelegramBotSecretName",
 }
+# Only in the full profile: the stack's KMS key and the dashboard.
+FULL_OUTPUTS = {"SecretsKeyArn", "SecretsKeyAlias", "DashboardName"}
 
 
 def test_state_table_shape(default: Deployed) -> None:
@@ -105,7 +104,7 @@ def test_two_stacks_in_one_account_never_share_a_metric(deploy: Callable[..., De
     # (POWERTOOLS_SERVICE_NAME), the alarms filter on it and the dashboard plots it.
     seen = {}
     for stack in ("desk-a", "desk-b"):
-        deployed = deploy(stack=stack)
+        deployed = deploy(stack=stack, DashboardMode="basic")
         services = {
             deployed.properties(function)["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
             for function in ("RefresherFunction", "TokenApiFunction")
@@ -132,16 +131,16 @@ def dashboard_services(body: dict[str, Any]) -> set[str]:
     return found
 
 
-def test_a_failed_first_deploy_leaves_no_key_or_table_behind(default: Deployed) -> None:
+def test_a_failed_first_deploy_leaves_no_key_or_table_behind(full: Deployed) -> None:
     # Retain keeps them when the stack is deleted, but also when its very first create rolls back:
     # a key at 1 USD a month and a deletion-protected table nobody asked for.
     for resource in ("SecretsKey", "StateTable"):
-        assert default.resources[resource]["DeletionPolicy"] == "RetainExceptOnCreate", resource
-        assert default.resources[resource]["UpdateReplacePolicy"] == "Retain", resource
+        assert full.resources[resource]["DeletionPolicy"] == "RetainExceptOnCreate", resource
+        assert full.resources[resource]["UpdateReplacePolicy"] == "Retain", resource
 
 
-def test_dashboard_shows_every_emitted_metric(default: Deployed) -> None:
-    body = json.loads(default.properties("Dashboard")["DashboardBody"])
+def test_dashboard_shows_every_emitted_metric(full: Deployed) -> None:
+    body = json.loads(full.properties("Dashboard")["DashboardBody"])
     text = json.dumps(body)
 
     assert all(metric in text for metric in EMITTED_METRICS)
@@ -273,3 +272,13 @@ def test_outputs_point_at_the_stack_resources(default: Deployed) -> None:
         "<RefresherFunction>",
         "<TokenApiFunction>",
     )
+
+
+def test_both_profiles_keep_every_alarm_and_only_the_full_one_has_a_dashboard(
+    default: Deployed, full: Deployed
+) -> None:
+    assert default.of_type("AWS::CloudWatch::Dashboard") == {}
+    assert list(full.of_type("AWS::CloudWatch::Dashboard")) == ["Dashboard"]
+    assert default.of_type("AWS::CloudWatch::Alarm").keys() == full.of_type("AWS::CloudWatch::Alarm").keys()
+    assert len(default.of_type("AWS::CloudWatch::Alarm")) >= 5
+    assert set(full.template["Outputs"]) == ALWAYS_OUTPUTS | FULL_OUTPUTS

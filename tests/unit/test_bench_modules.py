@@ -69,6 +69,11 @@ def test_cold_start_times_every_handler_against_boto3() -> None:
     assert set(result.imports) == {"boto3", *HANDLERS}
     assert all(seconds > 0 for seconds in result.imports.values())
     assert "refresher.app / boto3" in names(result.figures())
+    assert "person_pages.app / boto3" in names(result.figures())
+    # Each handler's costliest packages beyond boto3 are named, and boto3's own never are.
+    for handler in HANDLERS:
+        packages = [name for name, _ in result.costliest[handler]]
+        assert "broker_tokens" in packages and "botocore" not in packages, handler
 
 
 def test_artifact_size_leaves_out_what_the_runtime_provides(tmp_path: Path) -> None:
@@ -86,6 +91,19 @@ def test_cost_grows_by_two_secrets_per_account_and_fixed_costs_do_not() -> None:
     assert one.total_with_egress > one.total + 40  # a NAT gateway's hours alone
     result = cost.measure()
     assert [bill.accounts for bill in result.bills] == list(cost.SIZES)
+
+
+def test_the_lean_profile_drops_the_dashboard_and_the_key_and_keeps_the_alarms() -> None:
+    lean = cost.CostModel.from_template(cost.Measured.defaults(), "lean")
+    full = cost.CostModel.from_template(cost.Measured.defaults(), "full")
+    assert (lean.dashboards, lean.kms_keys) == (0, 0) and (full.dashboards, full.kms_keys) == (1, 1)
+    assert lean.alarms == full.alarms >= 5
+    saved = full.monthly(1).total - lean.monthly(1).total
+    assert saved == pytest.approx(cost.PRICES["cloudwatch_dashboard_month"] + cost.PRICES["kms_key_month"])
+    rows = {figure.name: figure for figure in cost.measure().figures()}
+    assert rows["lean profile, per account-month, 1 account(s)"].target == "<= 1.6 USD"
+    assert rows["lean profile, per account-month, 10 account(s)"].target == "<= 1 USD"
+    assert "dashboard" in rows["full profile, per account-month, 1 account(s)"].note
 
 
 def test_scale_ceilings_follow_timeout_and_memory() -> None:

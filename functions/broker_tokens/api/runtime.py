@@ -18,12 +18,11 @@ from broker_tokens.api.accounts import AccountDescriber, AccountDirectory
 from broker_tokens.api.auth import AuthMode, Gatekeeper
 from broker_tokens.api.resolver import TokenApi
 from broker_tokens.api.service import TokenService
-from broker_tokens.backend import RefreshBackend, build_backend
+from broker_tokens.backend import RefreshBackend, build_backend, in_process
 from broker_tokens.callers import CallerStore
 from broker_tokens.client import TokenCache
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
-from broker_tokens.runtime import build_refresher
 from broker_tokens.secrets import SecretStore
 from broker_tokens.slot import ContainerSlot
 from broker_tokens.state import DynamoStateStore
@@ -58,7 +57,7 @@ def build_service(
         directory=AccountDirectory(secrets_client, prefix=settings.secret_prefix, clock=clock),
         describer=AccountDescriber(states=states, tokens=tokens, settings=settings, clock=clock),
         tokens=tokens,
-        backend=backend or build_backend(env, lambda: build_refresher(settings, clock)),
+        backend=backend or build_backend(env, lambda: in_process(settings, clock)),
         secrets=SecretStore(secrets_client, prefix=settings.secret_prefix, kms_key_arn=settings.kms_key_arn),
         settings=settings,
         clock=clock,

@@ -26,7 +26,6 @@ from broker_tokens.api.errors import ApiError, bad_request
 from broker_tokens.backend import RefreshBackend
 from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.base import Broker
-from broker_tokens.brokers.pitrade import sign_jwt
 from broker_tokens.callers import Caller
 from broker_tokens.client import TokenCache
 from broker_tokens.clock import Clock
@@ -341,6 +340,8 @@ class TokenService:
 
     def _signed(self, entry: AccountEntry) -> dict[str, Any]:
         """A PiTrade JWT signed now (the secret key stays here; only the JWT leaves)."""
+        from broker_tokens.brokers.pitrade import sign_jwt  # noqa: PLC0415 - pyjwt loads with a signature
+
         session = sign_jwt(self._pitrade_credentials(entry.account), self.clock)
         record = TokenRecord.from_session(
             entry.account, entry.broker or "pitrade", session, issued_at=self.clock.now(), source=Source.API

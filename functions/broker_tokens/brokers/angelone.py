@@ -10,10 +10,7 @@ the Bearer jwt and JSON ``{"clientcode": ...}``; success is the usual envelope w
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-
-import jwt
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker_tokens.brokers.base import Broker, Field, RateLimit
 from broker_tokens.errors import BrokerError, permanent, transient
@@ -21,6 +18,9 @@ from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.logs import logger
 from broker_tokens.models import Session, TokenRecord
 from broker_tokens.redaction import register
+
+if TYPE_CHECKING:
+    import requests
 
 LOGIN_PATH = "/rest/auth/angelbroking/user/v1/loginByPassword"
 PROFILE_PATH = "/rest/secure/angelbroking/user/v1/getProfile"
@@ -124,6 +124,8 @@ class AngelOne(Broker):
         return True
 
     def _expiry(self, jwt_token: str) -> datetime:
+        import jwt  # noqa: PLC0415 - pyjwt loads with a login, not with the registry (cold start)
+
         try:
             claims = jwt.decode(jwt_token, options={"verify_signature": False})
             return datetime.fromtimestamp(int(claims["exp"]), UTC)

@@ -12,15 +12,16 @@ Later calls carry ``Authorization: Bearer <Token>`` and ``Et-App-Key``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, ClassVar
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker_tokens.brokers.base import Broker, Field
 from broker_tokens.errors import BrokerError, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.models import AccountState, LoginResult, PendingStep, Session
 from broker_tokens.redaction import register
+
+if TYPE_CHECKING:
+    import requests
 
 TOKEN_PATH = "/token"
 USER_INFO_PATH = "/v1.0/users/@me/info"

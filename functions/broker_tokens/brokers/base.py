@@ -10,14 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, OffsetClock
 from broker_tokens.errors import BrokerError, ErrorKind, totp_rejected
-from broker_tokens.http import HttpClient
 from broker_tokens.logs import logger
 from broker_tokens.models import DailyReset, LoginResult, PendingStep, Session, TokenRecord
-from broker_tokens.totp import fresh_code
+
+if TYPE_CHECKING:
+    from broker_tokens.http import HttpClient
 
 # Date headers carry whole seconds and a request takes time: smaller differences are noise.
 CLOCK_SKEW_TOLERANCE = 3.0
@@ -124,7 +125,10 @@ class Broker(ABC):
     def __init__(self, credentials: AccountCredentials, *, http_timeout: float = 15.0, clock: Clock = SYSTEM_CLOCK):
         self.credentials = credentials
         self.clock = clock
-        self.http = HttpClient(self.base_url, timeout=http_timeout, clock=clock)
+        # requests loads with the first adapter instance (a login), not with the registry (cold start).
+        from broker_tokens.http import HttpClient  # noqa: PLC0415
+
+        self.http: HttpClient = HttpClient(self.base_url, timeout=http_timeout, clock=clock)
         self._rejected_window: int | None = None
         self._last_window: int | None = None
         self._skew_reported = False
@@ -194,6 +198,8 @@ class Broker(ABC):
                 )
                 self._skew_reported = True
             clock = OffsetClock(self.clock, offset)
+        from broker_tokens.totp import fresh_code  # noqa: PLC0415 - pyotp only where a code is made
+
         code, self._last_window = fresh_code(self.credentials.secret(field), clock, after_window=self._rejected_window)
         return code
 

@@ -37,17 +37,18 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
-
-import requests
 
 from broker_tokens.brokers.base import Broker, Field
 from broker_tokens.errors import BrokerError, ErrorKind, permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.models import AccountState, DailyReset, LoginResult, PendingStep, Session, TokenRecord
 from broker_tokens.redaction import register
+
+if TYPE_CHECKING:
+    import requests
 
 # The regulatory reset is in Indian time whatever the deployment's MARKET_TIMEZONE or schedule says.
 KITE_TIMEZONE = ZoneInfo("Asia/Kolkata")
@@ -155,6 +156,7 @@ def kite_data(response: requests.Response, what: str) -> Any:
     5xx, 429 and anything that is not JSON are transient BrokerErrors here already.
 
     Example:
+        >>> import requests
         >>> r = requests.Response(); r.status_code = 200; r._content = b'{"status": "success", "data": true}'
         >>> kite_data(r, "logout")
         True

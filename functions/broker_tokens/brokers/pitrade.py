@@ -12,9 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, ClassVar
 
-import jwt
-import requests
-
 from broker_tokens.brokers.base import Broker, Field
 from broker_tokens.errors import permanent, transient
 from broker_tokens.http import json_body, raise_for_transport_status
@@ -22,6 +19,8 @@ from broker_tokens.models import Session
 from broker_tokens.redaction import register
 
 if TYPE_CHECKING:
+    import requests
+
     from broker_tokens.brokers.base import AccountCredentials
     from broker_tokens.clock import Clock
 
@@ -48,6 +47,8 @@ def sign_jwt(credentials: AccountCredentials, clock: Clock) -> Session:
     issued_at = int(clock.time())
     ttl = int(credentials.get("token_ttl_seconds", DEFAULT_TTL_SECONDS))
     claims = {"clientId": credentials.secret("client_id"), "iat": issued_at, "exp": issued_at + ttl}
+    import jwt  # noqa: PLC0415 - pyjwt loads with the first signature, not with the registry (cold start)
+
     token = jwt.encode(claims, credentials.secret("secret_key"), algorithm=JWT_ALGORITHM)
     register(token)
     return Session(

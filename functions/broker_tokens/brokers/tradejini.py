@@ -11,9 +11,7 @@ the session's Authorization; it clears every token of the account, and a dead to
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import requests
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker_tokens.brokers.base import Broker, Field, RateLimit
 from broker_tokens.errors import BrokerError, permanent, transient
@@ -21,6 +19,9 @@ from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.logs import logger
 from broker_tokens.models import Session, TokenRecord
 from broker_tokens.redaction import register
+
+if TYPE_CHECKING:
+    import requests
 
 LOGIN_PATH = "/api-gw/oauth/individual-token-v2"
 DETAILS_PATH = "/api/account/details"

@@ -11,11 +11,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from broker_tokens.backend import RefreshBackend, build_backend
+from broker_tokens.backend import RefreshBackend, build_backend, in_process
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.config import Settings
 from broker_tokens.person.service import PersonService
-from broker_tokens.runtime import build_refresher
 from broker_tokens.slot import ContainerSlot
 from broker_tokens.state import DynamoStateStore
 
@@ -38,7 +37,7 @@ def build_person_service(
         raise ValueError("STATE_TABLE_NAME must name the state table: the pending logins live there")
     return PersonService(
         states=DynamoStateStore(settings.state_table, clock=clock, client=dynamodb_client),
-        backend=backend or build_backend(env, lambda: build_refresher(settings, clock)),
+        backend=backend or build_backend(env, lambda: in_process(settings, clock)),
         settings=settings,
         clock=clock,
     )

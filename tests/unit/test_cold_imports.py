@@ -1,0 +1,82 @@
+"""Cold start: a handler's import loads only what every request needs (issue 15).
+
+Each check runs in a fresh interpreter, as a Lambda cold start does: the module cache of the test
+process (which has loaded everything) would hide an eager import.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench.coldstart import fresh_python
+
+from broker_tokens import brokers
+from broker_tokens.brokers import adapters, broker_class, known_broker, known_brokers
+
+# Loaded only when a login runs or a PiTrade JWT is signed.
+LOGIN_ONLY = (
+    "requests",
+    "jwt",
+    "pyotp",
+    "broker_tokens.refresh",
+    "broker_tokens.http",
+    "aws_lambda_powertools.event_handler",
+)
+ADAPTER_MODULES = tuple(
+    f"broker_tokens.brokers.{name}" for name in ("angelone", "autoshares", "kite", "pitrade", "tradejini")
+)
+
+
+def loaded_after(code: str) -> set[str]:
+    """The module names a fresh interpreter holds after running ``code``."""
+    done = fresh_python(f"import json\n{code}\nprint(json.dumps(sorted(sys.modules)))")
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("handler", ["token_api.app", "person_pages.app"])
+def test_a_request_handler_imports_no_adapter_and_nothing_only_a_login_needs(handler: str) -> None:
+    loaded = loaded_after(f"import {handler}")
+
+    assert handler in loaded
+    assert not loaded & {*LOGIN_ONLY, *ADAPTER_MODULES}, sorted(loaded & {*LOGIN_ONLY, *ADAPTER_MODULES})
+
+
+def test_looking_a_broker_up_imports_its_adapter_only_and_no_http_stack() -> None:
+    loaded = loaded_after(
+        "from broker_tokens.brokers import known_broker, known_brokers\n"
+        "assert known_broker('blinkx').login_supersedes and known_brokers()[0] == 'angelone'"
+    )
+
+    assert "broker_tokens.brokers.kite" in loaded
+    # broker_tokens.http itself loads with an adapter; the requests it wraps waits for a client.
+    assert not loaded & {"requests", "jwt", "pyotp", "broker_tokens.refresh", *ADAPTER_MODULES} - {
+        "broker_tokens.brokers.kite"
+    }
+
+
+def test_signing_a_jwt_or_starting_a_login_loads_what_it_needs() -> None:
+    loaded = loaded_after(
+        "from broker_tokens.brokers import broker_class\n"
+        "from broker_tokens.credentials import parse_credentials\n"
+        "cls = broker_class('tradejini')\n"
+        "creds = parse_credentials('tj-1', json.dumps({'broker': 'tradejini', 'api_key': 'k', 'password': 'p',"
+        " 'totp_secret': 'JBSWY3DPEHPK3PXP'}))\n"
+        "adapter = cls(creds)\n"
+        "adapter.totp_code()"
+    )
+
+    assert {"requests", "pyotp", "broker_tokens.http"} <= loaded
+
+
+def test_the_registry_names_each_adapter_by_its_own_name_and_aliases() -> None:
+    for cls in adapters():
+        assert broker_class(cls.name) is cls
+        for alias in cls.aliases:
+            assert known_broker(alias.upper()) is cls, alias
+    assert known_brokers() == sorted(cls.name for cls in adapters())
+    declared = {alias for cls in adapters() for alias in (cls.name, *cls.aliases)}
+    assert declared == set(brokers._CANONICAL)
+    assert known_broker("") is None and known_broker("nope") is None
+    with pytest.raises(KeyError):
+        broker_class("nope")
