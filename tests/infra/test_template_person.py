@@ -8,7 +8,7 @@ import pytest
 
 from tests.infra.cloudformation import ACCOUNT, REGION, Deployed
 from tests.infra.test_template_functions import SHARED_ENVIRONMENT
-from tests.infra.test_template_iam import CREDENTIALS, TOKEN, grants
+from tests.infra.test_template_iam import CREDENTIALS, TOKEN, grants, may_write, may_write
 
 REFRESHER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:broker-tokens-refresher"
 TABLE = "<StateTable.Arn>"
@@ -56,7 +56,12 @@ def test_person_url_is_public_in_either_auth_mode(deploy: Callable[..., Deployed
 def test_person_pages_read_state_and_delegate_completions_only(default: Deployed, full: Deployed, profile: str) -> None:
     statements = (full if profile == "full" else default).statements("PersonPagesRole")
 
-    assert grants(statements, "dynamodb:GetItem", TABLE)
+    (read,) = grants(statements, "dynamodb:GetItem", TABLE)
+    # A public function: an account's state item, never a caller's or an API key's.
+    assert read["Condition"]["Null"] == {"dynamodb:LeadingKeys": "false"}
+    assert may_write(read, "blinkx-main")
+    for key in ("caller#bot", "apikey#0123456789ab", "principal#arn:aws:iam::123456789012:role/bots"):
+        assert not may_write(read, key), key
     assert grants(statements, "lambda:InvokeFunction", REFRESHER_ARN)
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"):
         assert not grants(statements, action, TABLE), action
