@@ -8,7 +8,7 @@ import pytest
 
 from tests.infra.cloudformation import ACCOUNT, REGION, Deployed
 from tests.infra.test_template_functions import SHARED_ENVIRONMENT
-from tests.infra.test_template_iam import CREDENTIALS, TOKEN, grants, may_write, may_write
+from tests.infra.test_template_iam import CREDENTIALS, TOKEN, grants, may_write
 
 REFRESHER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:broker-tokens-refresher"
 TABLE = "<StateTable.Arn>"
