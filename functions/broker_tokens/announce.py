@@ -87,15 +87,14 @@ class Announcer:
             self.journal.record(HistoryEntry.from_outcome(outcome, now, source), self.history_ttl)
         except Exception:
             logger.exception("history not recorded", extra={"account": outcome.account})
+        zone = self.settings.market_timezone
         try:
             if outcome.state.awaits_person:
                 if outcome.action != "started":
                     return None
-                zone = self.settings.market_timezone
                 waiting = awaiting_notice(outcome, link, expires_at=link_expires_at, zone=zone)
                 return waiting if self.alerts.send(waiting) else None
             reason = cause(outcome)
-            zone = self.settings.market_timezone
             notice = account_notice(outcome, next_run=next_run_time(now, zone, self.settings.run_times))
             if reason is None or notice is None:
                 return None

@@ -72,8 +72,7 @@ class HttpClient:
         if self.deadline is None:
             return self.timeout
         self.deadline.check(what)
-        left = self.deadline.remaining()
-        return (min(self.timeout[0], left), min(self.timeout[1], left))
+        return (self.deadline.cap(self.timeout[0]), self.deadline.cap(self.timeout[1]))
 
     def _note_server_time(self, response: requests.Response, local: float) -> None:
         """Remember how far the broker's clock is from ours (Date has whole seconds: take the middle)."""

@@ -277,18 +277,30 @@ class Refresher:
         """Where an account stands, from its token, its state and secret metadata: no broker call, and no
         credentials value read (see :mod:`broker_tokens.standing`).
         """
+        return self.describe_with_records(account)[0]
+
+    def describe_with_records(self, account: str) -> tuple[Outcome, AccountStatus, TokenRecord | None]:
+        """:meth:`describe`, with the state item and the token record it was read from (one read of each,
+        for a caller that shows them too, like `broker-tokens status`).
+
+        Example:
+            >>> outcome, status, token = refresher.describe_with_records("angel-main")  # doctest: +SKIP
+        """
         try:
             version, tags = self.secrets.credentials_metadata(account)
         except AccountNotFoundError as exc:
-            return Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
-        return standing(
-            self.state.get(account),
-            self.secrets.read_token(account),
+            failed = Outcome(account, None, AccountState.FAILED, error_kind=ErrorKind.CONFIGURATION, error=str(exc))
+            return failed, AccountStatus(account), None
+        status, token = self.state.get(account), self.secrets.read_token(account)
+        outcome = standing(
+            status,
+            token,
             credentials_version=version,
             broker_hint=tags.get("broker"),
             now=self.clock.now(),
             settings=self.settings,
         )
+        return outcome, status, token
 
     # -- steps --------------------------------------------------------------------------------------
 

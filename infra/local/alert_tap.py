@@ -35,10 +35,10 @@ class AlertTap:
     queue_url: str
 
     @classmethod
-    def subscribe(cls, session: boto3.Session, topic_arn: str) -> AlertTap:
+    def subscribe(cls, session: boto3.Session, topic_arn: str, *, name: str | None = None) -> AlertTap:
         """Create the queue and subscribe it (raw delivery off: the SNS envelope is what Lambda sees)."""
         sqs = session.client("sqs")
-        url = sqs.create_queue(QueueName=f"alert-tap-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        url = sqs.create_queue(QueueName=name or f"alert-tap-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         session.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
         return cls(sqs, url)

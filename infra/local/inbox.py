@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import boto3
+
+from infra.local.alert_tap import AlertTap
 
 QUEUE_NAME = "local-alert-inbox"
 
@@ -35,25 +35,15 @@ class AlertInbox:
     """Every alert published to the topic since the inbox was made, oldest first."""
 
     def __init__(self, session: boto3.Session, topic_arn: str, *, name: str = QUEUE_NAME):
-        self._sqs: Any = session.client("sqs")
-        self._url = self._sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        session.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+        self._tap = AlertTap.subscribe(session, topic_arn, name=name)
         self._alerts: list[Alert] = []
         self._lock = threading.Lock()
 
     def alerts(self) -> list[Alert]:
         """Every alert so far (the queue is drained into memory, so each is read once from SQS)."""
         with self._lock:
-            while True:
-                answer = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-                messages = answer.get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    envelope = json.loads(message["Body"])
-                    self._alerts.append(Alert(str(envelope.get("Subject") or ""), str(envelope.get("Message") or "")))
-                    self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+            for envelope in self._tap.drain():
+                self._alerts.append(Alert(str(envelope.get("Subject") or ""), str(envelope.get("Message") or "")))
             return list(self._alerts)
 
     def link(self, account: str) -> str | None:

@@ -54,15 +54,12 @@ def status(ctx: Context) -> int:
     names = ctx.require_accounts(list(ctx.args.accounts))
     refresher = ctx.refresher
 
-    def describe(account: str) -> tuple[Outcome, str | None]:
-        token = refresher.secrets.read_token(account)
-        return refresher.describe(account), token.source.value if token else None
-
     with ThreadPoolExecutor(max_workers=DESCRIBE_WORKERS, thread_name_prefix="describe") as pool:
-        described = list(pool.map(describe, names))
-        successes = dict(zip(names, pool.map(lambda name: ctx.state.get(name).last_success_at, names), strict=True))
-    outcomes = [outcome for outcome, _ in described]
-    sources = {outcome.account: source for outcome, source in described}
+        described = list(pool.map(refresher.describe_with_records, names))
+    outcomes = [outcome for outcome, _, _ in described]
+    # What wrote each token and when the account last logged in, from the records its state was read from.
+    sources = {outcome.account: token.source.value if token else None for outcome, _, token in described}
+    successes = {outcome.account: status.last_success_at for outcome, status, _ in described}
     runs = schedule_summary(ctx)
     ok = all(o.state.is_good for o in outcomes)
     if ctx.args.json:
