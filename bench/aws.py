@@ -38,7 +38,8 @@ class EmbeddedAws:
 
     def __init__(self, prefix: str = PREFIX) -> None:
         self.prefix = prefix
-        self.moto = MotoServer()
+        # In a process of its own, as AWS is not in the function's: its CPU is not the refresher's.
+        self.moto = MotoServer(own_process=True)
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         self._saved_environ: dict[str, str] = {}

@@ -1,9 +1,11 @@
 """Fan-out: one scheduled run refreshing many accounts, against the lower bound latency and rate limits set.
 
 The real refresh path: a Refresher with the DynamoDB state store and the Secrets Manager store on
-moto's server, the broker simulators on loopback adding ``latency`` seconds to every call, and the
-accounts created as credentials secrets, spread evenly over the brokers with an unattended daily login
-(Angel One, Tradejini, AutoShares without two-factor, Zerodha; those whose adapter and simulator exist).
+moto's server, the broker simulators on loopback adding ``latency`` seconds to every call (moto and the
+simulators each in a process of their own, so that only the refresher's work runs in the measured
+process, as in Lambda), and the accounts created as credentials secrets, spread evenly over the
+brokers with an unattended daily login (Angel One, Tradejini, AutoShares without two-factor, Zerodha;
+those whose adapter and simulator exist).
 
 The lower bound: no run can beat the slowest account's chain of broker calls (calls x latency), nor a
 broker's login pacing (Tradejini 3 logins/s per IP: n logins need (n-1)/3 s before the last one
@@ -21,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import secrets
 import threading
 import time
@@ -37,6 +40,7 @@ from infra.local.template import load_template
 
 from bench import Figure
 from bench.aws import CallCounter, EmbeddedAws
+from bench.simulator_process import simulator_process
 from broker_tokens.alerts import Alerts
 from broker_tokens.brokers import broker_class
 from broker_tokens.clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -201,8 +205,9 @@ class FanoutResult:
                 f"wall time, {self.accounts} accounts, {self.latency * 1000:.0f} ms per call",
                 self.wall_seconds,
                 "s",
-                note=f"{spread}; max_workers {self.workers} (per-IP-paced accounts get as many threads of "
-                "their own); brokers missing from the tree are left out",
+                note=f"{spread}; max_workers {self.workers} (each broker's own); moto and the simulators each in a "
+                "process of their own, as AWS and the brokers are not in the function's; brokers missing from "
+                "the tree are left out",
             ),
             Figure(
                 NAME,
@@ -331,15 +336,16 @@ class ScheduleClock(SystemClock):
     """
 
     def __init__(self) -> None:
-        self._offset = 0.0
+        # Shared memory: the simulators' process reads the same shift (bench.simulator_process).
+        self._offset = multiprocessing.get_context("spawn").RawValue("d", 0.0)
 
     def time(self) -> float:
         """Real time plus the shift."""
-        return time.time() + self._offset
+        return time.time() + self._offset.value
 
     def start_at(self, instant: datetime) -> None:
         """Shift so that now reads ``instant``."""
-        self._offset = instant.timestamp() - time.time()
+        self._offset.value = instant.timestamp() - time.time()
 
 
 def first_run(after: datetime, timezone: ZoneInfo) -> datetime:
@@ -362,19 +368,19 @@ def first_run(after: datetime, timezone: ZoneInfo) -> datetime:
 
 @contextmanager
 def simulators(brokers: Sequence[BrokerBench], latency: float, clock: Clock = SYSTEM_CLOCK) -> Iterator[dict[str, Any]]:
-    """One started simulator per broker on ``clock``, every call delayed by ``latency``; stopped after."""
-    started: dict[str, Any] = {}
-    try:
-        for bench in brokers:
-            cls = bench.simulator_class()
-            assert cls is not None
-            sim = cls(clock=clock).start()
-            sim.faults.latency = latency
-            started[bench.broker] = sim
+    """One started simulator per broker on ``clock``, every call delayed by ``latency``; stopped after.
+
+    They run in a process of their own (``bench.simulator_process``), as a broker is not in the
+    refresher's process: their threads neither stamp arrivals late while the refresher holds the GIL
+    nor spend the run's CPU.
+    """
+    classes: dict[str, type[Any]] = {}
+    for bench in brokers:
+        cls = bench.simulator_class()
+        assert cls is not None
+        classes[bench.broker] = cls
+    with simulator_process(classes, latency, clock) as started:
         yield started
-    finally:
-        for sim in started.values():
-            sim.stop()
 
 
 def refresher(

@@ -34,11 +34,21 @@ class BrokerError(BrokerTokensError):
         ('wrong MPIN [AB1007]', 'permanent')
     """
 
-    def __init__(self, kind: ErrorKind, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        rate_limited: bool = False,
+    ):
         self.kind = kind
         self.message = message
         self.code = code
         self.status = status
+        # The broker said "too many requests": the login pacing slows down for the rest of the process.
+        self.rate_limited = rate_limited
         super().__init__(f"{message} [{code}]" if code else message)
 
     @classmethod
@@ -60,6 +70,17 @@ def transient(message: str, *, code: str | None = None, status: int | None = Non
         'transient'
     """
     return BrokerError(ErrorKind.TRANSIENT, message, code=code, status=status)
+
+
+def rate_limited(message: str, *, status: int | None = None) -> BrokerError:
+    """A broker's "too many requests" answer: transient, and a sign that calls must be spaced wider.
+
+    Example:
+        >>> err = rate_limited("login: rate limited (HTTP 429)", status=429)
+        >>> err.kind.value, err.rate_limited
+        ('transient', True)
+    """
+    return BrokerError(ErrorKind.TRANSIENT, message, status=status, rate_limited=True)
 
 
 def permanent(message: str, *, code: str | None = None, status: int | None = None) -> BrokerError:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker_tokens.clock import SYSTEM_CLOCK, Clock
 from broker_tokens.deadline import Deadline
-from broker_tokens.errors import transient
+from broker_tokens.errors import rate_limited, transient
 
 if TYPE_CHECKING:
     import requests
@@ -122,4 +122,4 @@ def raise_for_transport_status(response: requests.Response, what: str) -> None:
     if response.status_code >= 500:
         raise transient(f"{what}: broker answered HTTP {response.status_code}", status=response.status_code)
     if response.status_code == 429:
-        raise transient(f"{what}: rate limited (HTTP 429)", status=429)
+        raise rate_limited(f"{what}: rate limited (HTTP 429)", status=429)

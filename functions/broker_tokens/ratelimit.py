@@ -2,6 +2,12 @@
 
 One refresher invocation does all the scheduled logins, so pacing inside the process is what keeps a
 run under each broker's documented limit (Tradejini: 3 logins/s per IP; Angel One: 1/s per account).
+
+Pacing keeps a margin and learns: logins are booked ``HEADROOM`` x the interval apart (at 3/s, any four
+of them span 1.15 s, so a one-second window, sliding or whole, holds three even when one arrives 150 ms
+off its slot: a busy process sends late by tens of milliseconds), and a broker that still answers "too
+many requests" has its key's spacing widened by ``SLOWDOWN_STEP`` for the rest of the process, up to
+``MAX_SLOWDOWN``: a refusal costs one retry, never a run of them.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from collections.abc import Callable
 
 from broker_tokens.clock import Clock
 
-# Brokers count in whole-second windows and requests arrive with jitter: keep a little clear of the limit.
+# Brokers count in one-second windows and requests arrive with jitter: keep a little clear of the limit.
 HEADROOM = 1.15
 # However late a thread wakes, two calls under one key never leave closer than this share of the interval.
 MIN_SPACING = 1.05
+# After a rate-limit answer, a key's spacing grows by this factor (and never beyond MAX_SLOWDOWN x).
+SLOWDOWN_STEP = 1.25
+MAX_SLOWDOWN = 2.0
 
 
 class RateLimiter:
@@ -34,6 +43,7 @@ class RateLimiter:
         self.clock = clock
         self._next: dict[str, float] = {}
         self._sent: dict[str, float] = {}
+        self._slowdown: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def wait(
@@ -59,10 +69,34 @@ class RateLimiter:
                 slot = max(slot, earliest(slot))
             if latest is not None and slot >= latest:
                 return False
-            self._next[key] = slot + interval * HEADROOM
+            self._next[key] = slot + interval * HEADROOM * self.slowdown(key)
         self.clock.sleep(slot - now)
         self._space_from_last_sent(key, interval)
         return True
+
+    def slow_down(self, key: str | None, interval: float) -> None:
+        """The broker refused a call under ``key`` for its rate: space every later call wider.
+
+        Slots already booked keep their place, but no call leaves sooner than the wider spacing after
+        the one before it, and the next booking starts a full wider interval from now.
+
+        Example:
+            >>> from broker_tokens.clock import WarpClock
+            >>> limiter = RateLimiter(WarpClock(warp_from=0.0))
+            >>> limiter.slow_down("tradejini:ip", 1 / 3); limiter.slowdown("tradejini:ip")
+            1.25
+        """
+        if key is None:
+            return
+        with self._lock:
+            factor = min(MAX_SLOWDOWN, self.slowdown(key) * SLOWDOWN_STEP)
+            self._slowdown[key] = factor
+            now = self.clock.time()
+            self._next[key] = max(self._next.get(key, now), now + interval * HEADROOM * factor)
+
+    def slowdown(self, key: str) -> float:
+        """How much wider than ``HEADROOM`` calls under ``key`` are spaced now (1.0 until a refusal)."""
+        return self._slowdown.get(key, 1.0)
 
     def _space_from_last_sent(self, key: str, interval: float) -> None:
         """Calls booked apart can still leave together when a loaded machine wakes a thread late; the
@@ -70,7 +104,7 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = self.clock.time()
-                gap = self._sent.get(key, float("-inf")) + interval * MIN_SPACING - now
+                gap = self._sent.get(key, float("-inf")) + interval * MIN_SPACING * self.slowdown(key) - now
                 if gap <= 0:
                     self._sent[key] = now
                     return

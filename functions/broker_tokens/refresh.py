@@ -181,10 +181,8 @@ class Refresher:
         names = sorted(set(accounts)) if accounts else sorted(brokers)
         pools: list[ThreadPoolExecutor] = []
         started: list[tuple[str, Future[Outcome]]] = []
-        groups = _by_broker(names, brokers)
-        shared = sum(1 for group in groups if not _paced_per_ip(brokers.get(group[0])))
-        for group in groups:
-            pool = ThreadPoolExecutor(self._workers(group, brokers, shared), thread_name_prefix="refresh")
+        for group in _by_broker(names, brokers):
+            pool = ThreadPoolExecutor(self._workers(group), thread_name_prefix="refresh")
             pools.append(pool)
             started += [
                 (name, pool.submit(self.refresh, name, force=force, source=source, deadline=deadline)) for name in group
@@ -313,15 +311,13 @@ class Refresher:
         """Whether the run needs the listing: to find the accounts, or to give several their brokers' pools."""
         return not accounts or len(set(accounts)) > 1
 
-    def _workers(self, group: list[str], brokers: dict[str, str | None], shared: int) -> int:
-        """Threads for one broker's accounts: ``max_workers`` for a broker paced per source IP (its threads
-        mostly sleep until a login slot); the other brokers share ``max_workers`` between them, each at
-        least one thread of its own, so a run does not oversubscribe the CPU.
+    def _workers(self, group: list[str]) -> int:
+        """Threads for one broker's accounts: up to ``max_workers`` of its own, whatever the other brokers
+        do. Its threads mostly wait on the network (or, paced per source IP, sleep until a login slot),
+        so sharing one budget between brokers would only make a broker with long login chains (Zerodha's
+        six calls) queue behind idle threads that another broker's short chains have finished with.
         """
-        budget = self.settings.max_workers
-        if not _paced_per_ip(brokers.get(group[0])):
-            budget = -(-budget // max(1, shared))  # ceiling
-        return max(1, min(budget, len(group)))
+        return max(1, min(self.settings.max_workers, len(group)))
 
     def _brokers(self) -> dict[str, str | None]:
         """Every account's broker: its credentials secret's tag, else the broker its last run recorded."""
@@ -517,7 +513,12 @@ class Refresher:
             if broker.login_ends_session():
                 mark = self._mark_superseded(creds)
             logins += 1
-            result = broker.login()
+            try:
+                result = broker.login()
+            except BrokerError as exc:
+                if exc.rate_limited:  # the pacing was too tight for this broker today: every later login learns
+                    self.limiter.slow_down(broker.rate_limit_key(), rate.interval if rate else 0.0)
+                raise
             if isinstance(result, Session):
                 obtained_at = self.clock.now()
                 register(*result.secret_values())

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import select
+import subprocess
+import sys
 from types import TracebackType
 from typing import Self
 
@@ -15,37 +18,76 @@ from moto.server import ThreadedMotoServer
 # Fake, and only ever sent to the loopback moto server.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
+# The child serves until its stdin closes: when the parent stops it, or dies, the server goes with it.
+_CHILD = """
+import contextlib, io, logging, os, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+with contextlib.redirect_stdout(io.StringIO()):
+    server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+os._exit(0)  # a throwaway server: nothing of it needs a clean shutdown
+"""
+# Starting (imports and a free port) takes about a second; stopping, less.
+CHILD_SECONDS = 60
+
 
 class MotoServer:
-    """A ThreadedMotoServer on 127.0.0.1 with a free port.
+    """A ThreadedMotoServer on 127.0.0.1 with a free port, in this process or in a child of its own.
+
+    ``own_process`` puts the server in a child process, as AWS's services are not in a Lambda's process:
+    the server's work then neither waits for this process's GIL nor holds it (the benchmarks use it).
 
     Example:
-        >>> with MotoServer() as moto:                     # doctest: +SKIP
+        >>> with MotoServer(own_process=True) as moto:     # doctest: +SKIP
         ...     moto.session().client("secretsmanager").list_secrets()["SecretList"]
         []
     """
 
-    def __init__(self, region: str = "ap-south-1"):
+    def __init__(self, region: str = "ap-south-1", *, own_process: bool = False):
         self.region = region
+        self.own_process = own_process
         self._server: ThreadedMotoServer | None = None
+        self._child: subprocess.Popen[str] | None = None
+        self._port: int | None = None
 
     def start(self) -> Self:
         """Start serving (idempotent)."""
-        if self._server is None:
-            logging.getLogger("werkzeug").setLevel(logging.ERROR)
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-            with contextlib.redirect_stdout(io.StringIO()):
-                server.start()
-            self._server = server
+        if self._port is not None:
+            return self
+        if self.own_process:
+            self._port = self._start_child()
+            return self
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            server.start()
+        self._server = server
+        self._port = server.get_host_and_port()[1]
         return self
+
+    def _start_child(self) -> int:
+        """Start the child server and read the port it bound (its first line of output)."""
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._child = child
+        output = child.stdout
+        ready = output is not None and select.select([output], [], [], CHILD_SECONDS)[0]
+        line = output.readline() if output is not None and ready else ""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError("moto server did not start in its own process")
+        return int(line)
 
     @property
     def endpoint(self) -> str:
         """The base URL every AWS client of the stack talks to."""
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("moto server is not running")
-        host, port = self._server.get_host_and_port()
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._port}"
 
     def environment(self) -> dict[str, str]:
         """What a process needs to reach this server through the standard boto3 configuration."""
@@ -78,6 +120,17 @@ class MotoServer:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._child is not None:
+            child, self._child = self._child, None
+            if child.stdin is not None:
+                with contextlib.suppress(OSError):
+                    child.stdin.close()
+            try:
+                child.wait(timeout=CHILD_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._port = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 import pyotp
@@ -11,6 +12,7 @@ from infra.local.simulators.tradejini import DETAILS_PATH, TradejiniSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, parse_iso
+from broker_tokens.ratelimit import MIN_SPACING, SLOWDOWN_STEP
 from tests.support.accounts import call_with_record, tradejini_credentials
 from tests.support.harness import Harness
 
@@ -103,6 +105,19 @@ def test_transient_login_answers_are_retried(tradejini: TradejiniSimulator, harn
     arm[fault]()
     [outcome] = harness.refresher().run().outcomes
     assert outcome.state is AccountState.FRESH and outcome.logins == 2
+
+
+def test_a_rate_limit_answer_spaces_every_later_login_wider(tradejini: TradejiniSimulator, harness: Harness) -> None:
+    for number in range(1, 5):
+        tradejini_account(tradejini, harness, f"tj-{number}", user_id=f"TJ100{number}", api_key=f"tj-key-{number}")
+    tradejini.faults.rate_limit_next(1, endpoint="login")
+    refresher = harness.refresher(max_workers=1)
+    report = refresher.run()
+    assert report.ok and report.logins == 5  # the refused login was retried, and cost nothing more
+    assert refresher.limiter.slowdown("tradejini:ip") == SLOWDOWN_STEP
+    sent = [r.at for r in tradejini.requests if r.endpoint == "login"]
+    wider = (1 / 3) * MIN_SPACING * SLOWDOWN_STEP
+    assert all(b - a >= wider - 0.01 for a, b in pairwise(sent))
 
 
 def test_a_401_on_validation_after_login_is_transient(tradejini: TradejiniSimulator, harness: Harness) -> None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from broker_tokens.brokers.base import Broker, Field, RateLimit
-from broker_tokens.errors import BrokerError, permanent, transient
+from broker_tokens.errors import BrokerError, permanent, rate_limited, transient
 from broker_tokens.http import json_body, raise_for_transport_status
 from broker_tokens.logs import logger
 from broker_tokens.models import Session, TokenRecord
@@ -143,7 +143,7 @@ class AngelOne(Broker):
     def _envelope(self, response: requests.Response, what: str) -> dict[str, Any]:
         """A success envelope (``"status": true``), or the error kind of any other answer."""
         if response.status_code == 403 and RATE_LIMIT_TEXT in response.text:
-            raise transient(f"{what}: rate limited by Angel One", status=403)
+            raise rate_limited(f"{what}: rate limited by Angel One", status=403)
         raise_for_transport_status(response, what)
         body = json_body(response, what)
         if not isinstance(body, dict):
