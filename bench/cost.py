@@ -1,10 +1,11 @@
 """Cost: a small monthly model of the deployed template, at AWS list prices, from what the other benchmarks measured.
 
-What is counted comes from template.yaml (read with ``infra.local.template.load_template``): the
-alarms, dashboards, KMS keys, schedules (three refreshes and the end-of-day logout), the refresher's
-memory, and the optional static egress: each ``EgressMode`` is priced on its own (``nat-instance``: one
-t4g.nano, its 8 GB gp3 root volume and the Elastic IP's public IPv4 charge; ``nat-gateway``: the
-gateway's hours and data and the same IPv4 charge). How much of each is used comes from the
+What is counted comes from template.yaml (read with ``infra.local.template.load_template``) as a profile
+deploys it (``apply_conditions``: a resource whose condition is false is not billed): the alarms,
+dashboards, KMS keys, schedules (three refreshes and the end-of-day logout, when on), the refresher's
+memory, the Telegram notifier, and the optional static egress: each ``EgressMode`` is priced on its
+own (``nat-instance``: one t4g.nano, its 8 GB gp3 root volume and the Elastic IP's public IPv4 charge;
+``nat-gateway``: the gateway's hours and data and the same IPv4 charge). How much of each is used comes from the
 benchmarks: the AWS calls per account of a login run and of an all-fresh run (fan-out), the run's
 wall time and CPU per account, and the readers' cache rates (token reads: one GetSecretValue per
 token version, a DescribeSecret every ``CACHE_SECONDS`` while reading). The assumptions about use
@@ -12,7 +13,10 @@ are in ``USAGE``; prices in ``PRICES``.
 
 Two profiles, as template.yaml's parameters make them (``PROFILES``): ``lean`` (the defaults: the
 AWS-managed Secrets Manager key, no dashboard) and ``full`` (``SecretsKeyMode=customer-managed``,
-``DashboardMode=basic``: the stack's own KMS key and the dashboard). The alarms are in both.
+``DashboardMode=basic``: the stack's own KMS key and the dashboard). The same five alarms are in both.
+The lean profile with Telegram on (``TELEGRAM``) is priced too, for comparison: it keeps the five alarms
+(the notifier's failed posts share the stack's one dead-letter queue and its alarm) and adds the bot
+token's secret and a notifier run per alert.
 
 Targets, without static egress: the lean profile <= 1.6 USD a month for one account and <= 1 USD per
 account-month from ten accounts on; the full profile <= 1 USD per account-month at 100. Fixed costs
@@ -29,6 +33,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +51,9 @@ PROFILES: dict[str, dict[str, str]] = {
     "lean": {},
     "full": {"SecretsKeyMode": "customer-managed", "DashboardMode": "basic"},
 }
+# Telegram on (any chat id): the lean profile's variant that also posts every alert to a chat.
+TELEGRAM = {"TelegramChatId": "-1001234567890"}
+NOTIFIER = "NotifierFunction"
 
 # AWS list prices, ap-south-1 (Mumbai), USD, no free tier. From AWS's public pricing pages as of the date
 # below (read by a person, not fetched by this benchmark): recheck them before relying on the result.
@@ -90,6 +98,9 @@ USAGE: dict[str, float] = {
     "nat_instance_volume_gb": 8,  # the Amazon Linux 2023 image's root volume
     "lambda_init_seconds": 1.0,
     "lambda_mb_per_vcpu": 1769,  # Lambda gives one vCPU at 1,769 MB, in proportion below
+    "alerts_per_month": 60,  # with Telegram: each alert is one notifier run (generous: a few a day)
+    "notifier_seconds": 1.0,  # one sendMessage to Telegram, the bot token read included
+    "notifier_memory_mb": 128,
 }
 
 
@@ -208,21 +219,39 @@ class CostModel:
     nat_instances: int = 0
     nat_instance_alarms: int = 0
     logout_schedules: int = 0
+    telegram: bool = False  # the notifier is deployed (TelegramChatId set)
 
     @classmethod
-    def from_template(cls, measured: Measured, profile: str = "full") -> CostModel:
-        """Count the billable resources template.yaml declares for a profile (``PROFILES``); the egress
-        ones, conditional on EgressMode, are priced per mode apart.
+    def from_template(
+        cls,
+        measured: Measured,
+        profile: str = "full",
+        *,
+        parameters: Mapping[str, str] | None = None,
+        template: Mapping[str, Any] | None = None,
+    ) -> CostModel:
+        """Count the billable resources template.yaml deploys for a profile (``PROFILES``, then
+        ``parameters`` over it): what a condition leaves out is not billed. The egress ones, conditional
+        on EgressMode, are priced per mode apart, so the profile is read with ``EgressMode=none``.
+
+        Example:
+            >>> CostModel.from_template(Measured.defaults(), "lean", parameters=TELEGRAM).alarms
+            5
         """
-        template = load_template()
+        template = template or load_template()
         resources = template["Resources"]
         types = Counter(resource["Type"] for resource in resources.values())
-        # The key and the dashboard exist as the profile's parameters say.
-        deployed = apply_conditions(template, parameter_values(template, PROFILES[profile]))
+        overrides = {**PROFILES[profile], **(parameters or {}), "EgressMode": "none"}
+        deployed = apply_conditions(template, parameter_values(template, overrides))
         chosen = Counter(resource["Type"] for resource in deployed["Resources"].values())
-        shared = template.get("Globals", {}).get("Function", {})
-        refresher = {**shared, **resources["RefresherFunction"]["Properties"]}
-        events = [event for event in refresher.get("Events", {}).values() if event["Type"] == "ScheduleV2"]
+        shared = deployed.get("Globals", {}).get("Function", {})
+        refresher = {**shared, **deployed["Resources"]["RefresherFunction"]["Properties"]}
+        # A schedule turned off (EndOfDayLogout=off) exists but never runs: it costs nothing.
+        events = [
+            event
+            for event in refresher.get("Events", {}).values()
+            if event["Type"] == "ScheduleV2" and event["Properties"].get("State", "ENABLED") == "ENABLED"
+        ]
         logouts = sum(1 for event in events if "logout" in str(event["Properties"].get("Input", "")))
         # The NAT instance's recovery alarms exist only in that mode: they are priced with it.
         nat_alarms = sum(
@@ -232,7 +261,7 @@ class CostModel:
         )
         return cls(
             measured,
-            alarms=types["AWS::CloudWatch::Alarm"] - nat_alarms,
+            alarms=chosen["AWS::CloudWatch::Alarm"],
             dashboards=chosen["AWS::CloudWatch::Dashboard"],
             kms_keys=chosen["AWS::KMS::Key"],
             schedules=len(events) - logouts,
@@ -242,6 +271,7 @@ class CostModel:
             nat_instances=types["AWS::EC2::Instance"],
             nat_instance_alarms=nat_alarms,
             logout_schedules=logouts,
+            telegram=NOTIFIER in deployed["Resources"],
         )
 
     def run_seconds(self, accounts: int, *, logins: bool) -> float:
@@ -305,6 +335,12 @@ class CostModel:
             "logs": log_gb * p["cloudwatch_logs_ingest_gb"],
             "SNS": 0.0,  # alerts only when an account fails: a handful of publishes
         }
+        if self.telegram:  # the bot token's secret (stored by `alerts telegram set`) and a run per alert
+            notifier_gb_seconds = u["alerts_per_month"] * u["notifier_seconds"] * u["notifier_memory_mb"] / 1024
+            items["Telegram bot secret"] = p["secret_month"]
+            items["notifier"] = notifier_gb_seconds * p["lambda_arm_gb_second"] + u["alerts_per_month"] * (
+                p["lambda_requests_per_million"] / 1e6 + p["secrets_api_per_10k"] / 10_000
+            )
         return Bill(accounts, items, self.egress(accounts))
 
     def egress(self, accounts: int) -> dict[str, dict[str, float]]:
@@ -349,6 +385,7 @@ class CostResult:
     profiles: dict[str, list[Bill]]
     marginal: float
     api_per_million: float
+    lean_with_telegram: Bill | None = None  # one account, TelegramChatId set
 
     @property
     def bills(self) -> list[Bill]:
@@ -358,6 +395,8 @@ class CostResult:
     def figures(self) -> list[Figure]:
         """The table rows."""
         rows = [bill_figure(profile, bill) for profile, bills in self.profiles.items() for bill in bills]
+        if self.lean_with_telegram is not None:
+            rows.append(bill_figure("lean", self.lean_with_telegram, variant="with Telegram"))
         rows.append(
             Figure(
                 NAME,
@@ -386,17 +425,25 @@ def target_of(profile: str, accounts: int) -> float | None:
     return TARGET_PER_ACCOUNT if accounts >= 100 else None
 
 
-def bill_figure(profile: str, bill: Bill) -> Figure:
-    """One row: a profile's cost per account-month at one size, with its total and largest items."""
+def bill_figure(profile: str, bill: Bill, variant: str = "") -> Figure:
+    """One row: a profile's cost per account-month at one size, with its total and largest items.
+
+    A ``variant`` (a parameter set over the profile, such as Telegram on) is shown for comparison, without
+    a target: the targets are the profiles' own; what the variant adds is among the note's items.
+
+    Example:
+        >>> bill_figure("lean", measure().lean_with_telegram, variant="with Telegram").name
+        'lean profile with Telegram, per account-month, 1 account(s)'
+    """
     per = bill.total / bill.accounts
-    target = target_of(profile, bill.accounts)
+    target = None if variant else target_of(profile, bill.accounts)
     note = (
         f"total {bill.total:.2f} USD: {bill.breakdown()}; with EgressMode nat-instance "
         f"{bill.total_with('nat-instance'):.2f} USD, nat-gateway {bill.total_with('nat-gateway'):.2f} USD"
     )
     return Figure(
         NAME,
-        f"{profile} profile, per account-month, {bill.accounts} account(s)",
+        f"{profile} profile{' ' + variant if variant else ''}, per account-month, {bill.accounts} account(s)",
         per,
         "USD",
         target=f"<= {target:g} USD" if target is not None else "",
@@ -454,7 +501,8 @@ def measure(measured: Measured | None = None, sizes: tuple[int, ...] = SIZES) ->
     profiles = {profile: [model.monthly(size) for size in sizes] for profile, model in models.items()}
     lean = models["lean"]
     marginal = lean.monthly(101).total - lean.monthly(100).total
-    return CostResult(profiles, marginal, lean.per_million_api_reads())
+    telegram = CostModel.from_template(measured or Measured.defaults(), "lean", parameters=TELEGRAM)
+    return CostResult(profiles, marginal, lean.per_million_api_reads(), telegram.monthly(1))
 
 
 if __name__ == "__main__":  # `python -m bench.cost`: the cost section alone, on the default measurements

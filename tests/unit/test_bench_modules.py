@@ -6,6 +6,7 @@ benchmark measures what it says: real logins happened, reads were counted, the m
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bench import Figure, cost, fanout, reads, render, scale, staleness
 from bench.aws import EmbeddedAws
 from bench.coldstart import HANDLERS, directory_bytes
 from bench.coldstart import measure as measure_imports
+from infra.local.template import apply_conditions, load_template, parameter_values
 
 from broker_tokens.client import CACHE_SECONDS
 
@@ -104,6 +106,47 @@ def test_the_lean_profile_drops_the_dashboard_and_the_key_and_keeps_the_alarms()
     assert rows["lean profile, per account-month, 1 account(s)"].target == "<= 1.6 USD"
     assert rows["lean profile, per account-month, 10 account(s)"].target == "<= 1 USD"
     assert "dashboard" in rows["full profile, per account-month, 1 account(s)"].note
+
+
+def deployed_alarms(parameters: dict[str, str]) -> int:
+    """How many alarms CloudFormation creates for the template with these parameters."""
+    template = load_template()
+    resources = apply_conditions(template, parameter_values(template, parameters))["Resources"]
+    return sum(1 for resource in resources.values() if resource["Type"] == "AWS::CloudWatch::Alarm")
+
+
+def test_each_profile_pays_the_alarms_it_deploys() -> None:
+    for profile, parameters in cost.PROFILES.items():
+        model = cost.CostModel.from_template(cost.Measured.defaults(), profile)
+        assert model.alarms == deployed_alarms(parameters), profile
+        assert model.monthly(1).items["alarms"] == pytest.approx(model.alarms * cost.PRICES["cloudwatch_alarm_month"])
+
+
+def test_an_alarm_only_some_deployments_have_is_billed_only_in_those() -> None:
+    template = load_template()
+    template["Resources"]["OnlyWithTelegramAlarm"] = {
+        **copy.deepcopy(template["Resources"]["DeadLetterQueueAlarm"]),
+        "Condition": "HasTelegram",
+    }
+    measured = cost.Measured.defaults()
+    without = cost.CostModel.from_template(measured, "lean", template=template)
+    with_telegram = cost.CostModel.from_template(measured, "lean", parameters=cost.TELEGRAM, template=template)
+    assert (without.alarms, with_telegram.alarms) == (deployed_alarms({}), deployed_alarms({}) + 1)
+
+
+def test_telegram_on_keeps_the_lean_alarms_and_adds_its_bot_token_secret() -> None:
+    measured = cost.Measured.defaults()
+    lean = cost.CostModel.from_template(measured, "lean")
+    telegram = cost.CostModel.from_template(measured, "lean", parameters=cost.TELEGRAM)
+    assert lean.alarms == telegram.alarms == deployed_alarms(cost.TELEGRAM) == 5
+    added = telegram.monthly(1).total - lean.monthly(1).total
+    assert telegram.monthly(1).items["Telegram bot secret"] == cost.PRICES["secret_month"]
+    assert cost.PRICES["secret_month"] < added < cost.PRICES["secret_month"] + 0.01  # the runs: a few alerts
+    row = {figure.name: figure for figure in cost.measure().figures()}[
+        "lean profile with Telegram, per account-month, 1 account(s)"
+    ]
+    assert row.value == pytest.approx(telegram.monthly(1).total) and row.ok is None
+    assert "Telegram bot secret 0.40" in row.note
 
 
 def test_scale_ceilings_follow_timeout_and_memory() -> None:
