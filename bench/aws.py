@@ -1,7 +1,12 @@
-"""The AWS half of the embedded stack for benchmarks: moto's server with the template's resources.
+"""The AWS half of the embedded stack for benchmarks: moto's servers with the template's resources.
 
 Benchmarks talk to it exactly as the functions do in Lambda: through boto3 clients, over HTTP, to the
 table, key and topic that template.yaml declares (provisioned by infra.local.template).
+
+Each server runs in a process of its own, and the two services a refresh calls most (DynamoDB and
+Secrets Manager) each have their own server: AWS's services are neither in the function's process nor
+queued behind one another, while one moto process serves one request at a time (its GIL), about 4 ms
+each, which would make a benchmark of 100 accounts measure moto rather than the refresher.
 
 Example:
     >>> with EmbeddedAws() as aws:                                   # doctest: +SKIP
@@ -26,6 +31,9 @@ from infra.local.template import LocalResources, provision
 from broker_tokens.config import Settings
 
 PREFIX = "bench"
+# Services with a server of their own, and the name of their endpoint variable (AWS_ENDPOINT_URL_<name>,
+# the standard boto3 configuration); every other service is on the main server.
+SERVICES_APART = {"dynamodb": "DYNAMODB", "secretsmanager": "SECRETS_MANAGER"}
 # What infra.local.stack gives the refresher locally: a hung simulator call costs seconds, not minutes.
 LOCAL_HTTP_TIMEOUT = "5"
 
@@ -38,8 +46,9 @@ class EmbeddedAws:
 
     def __init__(self, prefix: str = PREFIX) -> None:
         self.prefix = prefix
-        # In a process of its own, as AWS is not in the function's: its CPU is not the refresher's.
+        # In processes of their own, as AWS is not in the function's: their CPU is not the refresher's.
         self.moto = MotoServer(own_process=True)
+        self.apart = {service: MotoServer(own_process=True) for service in SERVICES_APART}
         self.resources: LocalResources | None = None
         self.environment: dict[str, str] = {}
         self._saved_environ: dict[str, str] = {}
@@ -49,14 +58,15 @@ class EmbeddedAws:
 
     def start(self) -> Self:
         """Start moto, provision the template's key, topic, queue and table, and make the clients."""
-        self.moto.start()
+        for server in (self.moto, *self.apart.values()):
+            server.start()
         self._saved_environ = dict(os.environ)
         # Anything that builds its own boto3 client (the token API's composition root) finds moto too.
-        os.environ.update(self.moto.environment())
+        os.environ.update(self.endpoints())
         self.resources = provision(self.moto.session(), parameters={"SecretPrefix": self.prefix})
         self.environment = {
             **self.resources.environment("RefresherFunction"),
-            **self.moto.environment(),
+            **self.endpoints(),
             "BROKER_HTTP_TIMEOUT_SECONDS": LOCAL_HTTP_TIMEOUT,
         }
         self.secrets = self.client("secretsmanager")
@@ -66,7 +76,8 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         """Stop moto and give the process its environment back."""
-        self.moto.stop()
+        for server in (self.moto, *self.apart.values()):
+            server.stop()
         os.environ.clear()
         os.environ.update(self._saved_environ)
 
@@ -88,14 +99,24 @@ class EmbeddedAws:
         return replace(Settings.from_env(self.environment), **overrides)
 
     def client(self, service: str) -> Any:
-        """A new boto3 client for one service of this moto server (its own hooks, its own connections)."""
-        return self.moto.client(service)
+        """A new boto3 client for one service of these moto servers (its own hooks, its own connections)."""
+        return self.apart.get(service, self.moto).client(service)
+
+    def endpoints(self) -> dict[str, str]:
+        """The standard boto3 configuration that reaches these servers: the main one, and each apart.
+
+        Example:
+            >>> sorted(EmbeddedAws().start().endpoints())[:2]                 # doctest: +SKIP
+            ['AWS_ACCESS_KEY_ID', 'AWS_DEFAULT_REGION']
+        """
+        apart = {f"AWS_ENDPOINT_URL_{name}": self.apart[service].endpoint for service, name in SERVICES_APART.items()}
+        return {**self.moto.environment(), **apart}
 
     def environment_of(self, function_logical_id: str) -> dict[str, str]:
         """Another function's environment, resolved locally (e.g. "TokenApiFunction")."""
         if self.resources is None:
             raise RuntimeError("EmbeddedAws is not started")
-        return {**self.resources.environment(function_logical_id), **self.moto.environment()}
+        return {**self.resources.environment(function_logical_id), **self.endpoints()}
 
     def add_account(self, account: str, credentials: dict[str, Any]) -> None:
         """Create the account's credentials secret, as a user does (tagged with its broker, as deploy.md says)."""
