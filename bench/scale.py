@@ -26,7 +26,7 @@ from infra.local.template import load_template
 from bench import Figure
 from broker_tokens.config import Settings
 from broker_tokens.ratelimit import HEADROOM
-from broker_tokens.totp import MIN_REMAINING_SECONDS, READY_MARGIN_SECONDS, STEP_SECONDS
+from broker_tokens.totp_window import MIN_REMAINING_SECONDS, READY_MARGIN_SECONDS, STEP_SECONDS
 
 NAME = "scale (paper)"
 MB_PER_VCPU = 1769

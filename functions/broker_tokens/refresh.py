@@ -62,7 +62,7 @@ from broker_tokens.retry import RetryPolicy
 from broker_tokens.secrets import SecretStore
 from broker_tokens.standing import from_status, served_state, standing
 from broker_tokens.state import AccountStatus, LeaseStatus, StateStore
-from broker_tokens.totp import ready_at
+from broker_tokens.totp_window import ready_at
 
 LEASE_POLL_SECONDS = 0.2
 # After the deadline, how long the report waits for threads whose last call is ending (each is cut to it).

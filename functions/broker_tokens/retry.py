@@ -20,7 +20,7 @@ from typing import TypeVar
 from broker_tokens.clock import Clock
 from broker_tokens.deadline import Deadline
 from broker_tokens.errors import BrokerError, ErrorKind, permanent, transient
-from broker_tokens.totp import STEP_SECONDS
+from broker_tokens.totp_window import STEP_SECONDS
 
 T = TypeVar("T")
 

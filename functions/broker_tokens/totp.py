@@ -1,4 +1,8 @@
-"""TOTP codes made at the last moment, never at the edge of their 30 s window."""
+"""TOTP codes made at the last moment, never at the edge of their 30 s window.
+
+This module loads pyotp, so only code that makes a code imports it (an adapter's login does, lazily);
+the window arithmetic that pacing and retries need lives in :mod:`broker_tokens.totp_window`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,7 @@ import pyotp
 
 from broker_tokens.clock import Clock
 from broker_tokens.redaction import register
-
-STEP_SECONDS = 30
-# A code sent with less than this left in its window may arrive after the window turns.
-MIN_REMAINING_SECONDS = 3.0
+from broker_tokens.totp_window import MIN_REMAINING_SECONDS, STEP_SECONDS, seconds_left_in_window, window_index
 
 
 class BrokerTOTP(pyotp.TOTP):
@@ -29,46 +30,6 @@ class BrokerTOTP(pyotp.TOTP):
     def byte_secret(self) -> bytes:
         """The decoded secret, without pyotp's 112-bit floor."""
         return b32decode(self.secret + "=" * (-len(self.secret) % 8), casefold=True)
-
-
-def seconds_left_in_window(now: float) -> float:
-    """Seconds until the current 30 s window ends.
-
-    Example:
-        >>> seconds_left_in_window(60.0), seconds_left_in_window(89.5)
-        (30.0, 0.5)
-    """
-    return STEP_SECONDS - (now % STEP_SECONDS)
-
-
-# A login paced to start at some instant gets there a little late (threads, GIL): keep clear of the wait.
-READY_MARGIN_SECONDS = 0.5
-
-
-def ready_at(moment: float) -> float:
-    """The first instant from ``moment`` on at which :func:`fresh_code` makes a code without waiting.
-
-    Login pacing books its slots through this, so a slot never lands where the code would wait for the
-    next window: logins paced apart would otherwise all leave together when the window turns.
-
-    Example:
-        >>> ready_at(60.0), ready_at(87.0)
-        (60.0, 90.05)
-    """
-    left = seconds_left_in_window(moment)
-    if left < MIN_REMAINING_SECONDS + READY_MARGIN_SECONDS:
-        return moment + left + 0.05
-    return moment
-
-
-def window_index(now: float) -> int:
-    """The RFC 6238 counter for an instant.
-
-    Example:
-        >>> window_index(59.9), window_index(60.0)
-        (1, 2)
-    """
-    return int(now // STEP_SECONDS)
 
 
 def fresh_code(secret: str, clock: Clock, *, after_window: int | None = None) -> tuple[str, int]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from broker_tokens.logs import logger
 from broker_tokens.person.runtime import container_person
+
+if TYPE_CHECKING:  # an annotation only: the runtime passes the context, nothing imports its type
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from broker_tokens.deadline import Deadline
 from broker_tokens.events import RefreshRequest, parse_refresh_event
-from broker_tokens.logout import EndOfDay, LogoutFailedError
 from broker_tokens.logs import logger
 from broker_tokens.models import AccountState
 from broker_tokens.refresh import NotFreshError, Refresher, Report
 from broker_tokens.runtime import container_refresher
 from broker_tokens.trading_days import packaged_calendar
+
+if TYPE_CHECKING:  # an annotation only: the runtime passes the context, nothing imports its type
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "BrokerTokens"))
 
@@ -63,6 +64,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 def end_of_day(refresher: Refresher, accounts: tuple[str, ...] | None, deadline: Deadline) -> dict[str, Any]:
     """The logout run; raises when any account's session could not be ended, so Lambda retries and alerts."""
+    # Imported here: only the end-of-day event runs a logout, so no other run's cold start loads it.
+    from broker_tokens.logout import EndOfDay, LogoutFailedError  # noqa: PLC0415
+
     report = EndOfDay(refresher).run(accounts, deadline=deadline)
     logger.info("logout report", extra={"report": report.to_dict()})
     if not report.ok:

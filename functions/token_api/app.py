@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from broker_tokens.api.runtime import container_api
 from broker_tokens.logs import SERVICE, logger
+
+if TYPE_CHECKING:  # an annotation only: the runtime passes the context, nothing imports its type
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 TOKEN_ROUTE = re.compile(r"/accounts/[^/]+/token")
 REFUSALS = frozenset({401, 403})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from bench import Figure, cost, fanout, reads, render, scale, staleness
 from bench.aws import EmbeddedAws
-from bench.coldstart import HANDLERS, directory_bytes
+from bench.coldstart import HANDLERS, directory_bytes, timed_import
 from bench.coldstart import measure as measure_imports
 from infra.local.template import apply_conditions, load_template, parameter_values
 
@@ -72,10 +72,26 @@ def test_cold_start_times_every_handler_against_boto3() -> None:
     assert all(seconds > 0 for seconds in result.imports.values())
     assert "refresher.app / boto3" in names(result.figures())
     assert "person_pages.app / boto3" in names(result.figures())
+    # The whole-process figures (exit included) are given beside the targets, never as one.
+    assert set(result.whole_process) == set(result.imports)
+    rows = {figure.name: figure for figure in result.figures()}
+    assert "whole process" in rows["refresher.app / boto3"].note
+    assert rows["refresher.app / boto3"].value == result.ratio("refresher.app")
     # Each handler's costliest packages beyond boto3 are named, and boto3's own never are.
     for handler in HANDLERS:
         packages = [name for name, _ in result.costliest[handler]]
         assert "broker_tokens" in packages and "botocore" not in packages, handler
+
+
+def test_an_import_is_timed_inside_its_process_without_interpreter_start_or_exit() -> None:
+    # An exit that takes 0.3 s (as a teardown would) is in the process's wall time, not in the import's.
+    slow_exit = "atexit; atexit.register(__import__('time').sleep, 0.3)"
+
+    run = timed_import(slow_exit)
+    nothing = timed_import(None)
+
+    assert run.wall > 0.3 and run.inside < 0.1
+    assert nothing.inside < nothing.wall / 10
 
 
 def test_artifact_size_leaves_out_what_the_runtime_provides(tmp_path: Path) -> None:

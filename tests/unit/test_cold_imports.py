@@ -23,6 +23,8 @@ LOGIN_ONLY = (
     "broker_tokens.http",
     "aws_lambda_powertools.event_handler",
 )
+# Named in annotations only: no handler needs it at run time.
+TYPE_ONLY = ("aws_lambda_powertools.utilities.typing",)
 ADAPTER_MODULES = tuple(
     f"broker_tokens.brokers.{name}" for name in ("angelone", "autoshares", "kite", "pitrade", "tradejini")
 )
@@ -39,7 +41,29 @@ def test_a_request_handler_imports_no_adapter_and_nothing_only_a_login_needs(han
     loaded = loaded_after(f"import {handler}")
 
     assert handler in loaded
-    assert not loaded & {*LOGIN_ONLY, *ADAPTER_MODULES}, sorted(loaded & {*LOGIN_ONLY, *ADAPTER_MODULES})
+    unwanted = {*LOGIN_ONLY, *ADAPTER_MODULES, *TYPE_ONLY}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+
+
+def test_the_refresher_loads_no_adapter_no_http_stack_no_pyotp_and_no_logout() -> None:
+    # A run loads an adapter (and with it requests) only when it logs in, pyotp only when a code is
+    # made, and the logout only on the end-of-day event; the core of a refresh is loaded by every run.
+    only_some_runs = {
+        "requests",
+        "jwt",
+        "pyotp",
+        "broker_tokens.totp",
+        "broker_tokens.http",
+        "broker_tokens.logout",
+        "aws_lambda_powertools.event_handler",
+        *ADAPTER_MODULES,
+        *TYPE_ONLY,
+    }
+
+    loaded = loaded_after("import refresher.app")
+
+    assert not loaded & only_some_runs, sorted(loaded & only_some_runs)
+    assert {"refresher.app", "broker_tokens.refresh", "broker_tokens.trading_days"} <= loaded
 
 
 def test_looking_a_broker_up_imports_its_adapter_only_and_no_http_stack() -> None:

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 from broker_tokens.clock import WarpClock
 from broker_tokens.ratelimit import HEADROOM, MAX_SLOWDOWN, MIN_SPACING, SLOWDOWN_STEP, RateLimiter
-from broker_tokens.totp import ready_at
+from broker_tokens.totp_window import ready_at
 
 
 class ManualClock(WarpClock):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyotp
 
 from broker_tokens.clock import WarpClock
-from broker_tokens.totp import fresh_code, seconds_left_in_window, window_index
+from broker_tokens.totp import fresh_code
+from broker_tokens.totp_window import seconds_left_in_window, window_index
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DP"
 

@@ -27,7 +27,8 @@ from broker_tokens.models import is_account_id
 from broker_tokens.secrets import CREDENTIALS, TOKEN, error_code
 from broker_tokens.state import STATE
 from broker_tokens.table import local_time
-from broker_tokens.totp import BrokerTOTP, seconds_left_in_window
+from broker_tokens.totp import BrokerTOTP
+from broker_tokens.totp_window import seconds_left_in_window
 
 # Fields the prompts never ask: the broker is given by --broker, and accounts start enabled.
 NOT_ASKED = frozenset({"broker", "enabled"})

@@ -33,7 +33,8 @@ from broker_tokens.cli.localstate import (
 )
 from broker_tokens.cli.output import render_table
 from broker_tokens.table import local_time
-from broker_tokens.totp import BrokerTOTP, seconds_left_in_window
+from broker_tokens.totp import BrokerTOTP
+from broker_tokens.totp_window import seconds_left_in_window
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 20.0
