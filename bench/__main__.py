@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=100, help="fan-out accounts (default 100)")
     parser.add_argument("--latency", type=float, default=0.25, help="seconds added to every broker call")
     parser.add_argument("--reads", type=int, default=10_000, help="token reads per path (default 10 000)")
-    parser.add_argument("--rounds", type=int, default=7, help="fresh processes per import (default 7)")
+    parser.add_argument("--rounds", type=int, default=21, help="fresh processes per import (default 21)")
     parser.add_argument("--no-build", action="store_true", help="skip building the Lambda artifact")
     args = parser.parse_args(argv)
     # The handlers' metrics go nowhere locally; their log lines are formatted, then dropped.

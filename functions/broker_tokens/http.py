@@ -5,6 +5,7 @@ Retries are the core's business (by error kind), so nothing here retries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,17 @@ class HttpClient:
         # Seconds the broker's clock is ahead of ours, from the Date header of its last answer.
         self.server_offset: float | None = None
         self.deadline: Deadline | None = None
+        # Called once, right before the next request goes (the login pacing's last check).
+        self._before_next: Callable[[], None] | None = None
+
+    def before_next_request(self, gate: Callable[[], None] | None) -> None:
+        """Run ``gate`` right before the next request is sent, once (None: no gate).
+
+        Example:
+            >>> client = HttpClient("https://api.tradejini.com/v2", timeout=10)
+            >>> client.before_next_request(lambda: None)
+        """
+        self._before_next = gate
 
     def url(self, path: str) -> str:
         """Join the API root and a path (an absolute URL passes through)."""
@@ -50,6 +62,9 @@ class HttpClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; timeouts and connection errors become transient BrokerErrors."""
+        gate, self._before_next = self._before_next, None
+        if gate is not None:
+            gate()
         timeout = self._timeout(f"{method} {path}")
         kwargs.setdefault("timeout", timeout)
         sent = self.clock.time()

@@ -53,12 +53,15 @@ class RateLimiter:
         *,
         earliest: Callable[[float], float] | None = None,
         latest: float | None = None,
+        depart: bool = True,
     ) -> bool:
         """Block until a call under ``key`` is allowed, and book the slot; True when booked.
 
         ``earliest`` moves a slot to the first instant the call can really leave at (a TOTP login waits
         out the end of a code's window), so the calls after it are spaced from when it really goes.
         A slot after ``latest`` (the run's deadline) is neither booked nor waited for: False.
+        ``depart=False`` leaves the last check to the caller, who calls :meth:`depart` as late as it can,
+        right before the request goes (what happens between the two only delays the call further).
         """
         if key is None:
             return True
@@ -71,7 +74,8 @@ class RateLimiter:
                 return False
             self._next[key] = slot + interval * HEADROOM * self.slowdown(key)
         self.clock.sleep(slot - now)
-        self._space_from_last_sent(key, interval)
+        if depart:
+            self.depart(key, interval)
         return True
 
     def slow_down(self, key: str | None, interval: float) -> None:
@@ -98,9 +102,21 @@ class RateLimiter:
         """How much wider than ``HEADROOM`` calls under ``key`` are spaced now (1.0 until a refusal)."""
         return self._slowdown.get(key, 1.0)
 
-    def _space_from_last_sent(self, key: str, interval: float) -> None:
-        """Calls booked apart can still leave together when a loaded machine wakes a thread late; the
-        broker counts what arrives, so the last check is against when the previous call really left."""
+    def depart(self, key: str, interval: float) -> None:
+        """The call under ``key`` leaves now: first wait until it is at least ``MIN_SPACING`` x the interval
+        (wider after a refusal) after the previous one really left.
+
+        Slots are booked apart, but a thread can wake late, or be held up between its slot and its
+        request, and then leave together with the next one; the broker counts what arrives, so this
+        last check is against when the previous call really went.
+
+        Example:
+            >>> from broker_tokens.clock import WarpClock
+            >>> clock = WarpClock(warp_from=0.0); limiter = RateLimiter(clock)
+            >>> start = clock.time(); limiter.depart("k", 1.0); limiter.depart("k", 1.0)
+            >>> round(clock.time() - start, 2) >= MIN_SPACING
+            True
+        """
         while True:
             with self._lock:
                 now = self.clock.time()

@@ -494,6 +494,7 @@ class Refresher:
         broker = self.adapter_factory(creds)
         broker.http.deadline = deadline
         rate = broker.login_rate
+        key, interval = broker.rate_limit_key(), rate.interval if rate else 0.0
         uses_totp = any(spec.kind == "totp" for spec in broker.fields)
         logins = 0
         obtained_at = self.clock.now()
@@ -503,12 +504,13 @@ class Refresher:
             nonlocal logins, obtained_at, mark
             # A TOTP login's slot never falls where its code would wait for the next window.
             if not self.limiter.wait(
-                broker.rate_limit_key(),
-                rate.interval if rate else 0.0,
-                earliest=ready_at if uses_totp else None,
-                latest=deadline.at,
+                key, interval, earliest=ready_at if uses_totp else None, latest=deadline.at, depart=False
             ):
                 raise Deadline.error("login slot")
+            # The pacing's last check runs right before the login request goes, not before the code and
+            # the request are made: a thread held up in between would otherwise arrive close to the next.
+            if key is not None:
+                broker.http.before_next_request(lambda: self.limiter.depart(key, interval))
             deadline.check("login")
             if broker.login_ends_session():
                 mark = self._mark_superseded(creds)
@@ -517,8 +519,10 @@ class Refresher:
                 result = broker.login()
             except BrokerError as exc:
                 if exc.rate_limited:  # the pacing was too tight for this broker today: every later login learns
-                    self.limiter.slow_down(broker.rate_limit_key(), rate.interval if rate else 0.0)
+                    self.limiter.slow_down(key, interval)
                 raise
+            finally:
+                broker.http.before_next_request(None)
             if isinstance(result, Session):
                 obtained_at = self.clock.now()
                 register(*result.secret_values())

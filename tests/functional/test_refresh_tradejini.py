@@ -12,7 +12,8 @@ from infra.local.simulators.tradejini import DETAILS_PATH, TradejiniSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState, parse_iso
-from broker_tokens.ratelimit import MIN_SPACING, SLOWDOWN_STEP
+from broker_tokens.http import HttpClient
+from broker_tokens.ratelimit import MIN_SPACING, SLOWDOWN_STEP, RateLimiter
 from tests.support.accounts import call_with_record, tradejini_credentials
 from tests.support.harness import Harness
 
@@ -118,6 +119,36 @@ def test_a_rate_limit_answer_spaces_every_later_login_wider(tradejini: Tradejini
     sent = [r.at for r in tradejini.requests if r.endpoint == "login"]
     wider = (1 / 3) * MIN_SPACING * SLOWDOWN_STEP
     assert all(b - a >= wider - 0.01 for a, b in pairwise(sent))
+
+
+def test_the_login_pacing_checks_right_before_the_login_request_goes(
+    tradejini: TradejiniSimulator, harness: Harness
+) -> None:
+    tradejini_account(tradejini, harness)
+    departures: list[tuple[str, float]] = []
+
+    class RecordingLimiter(RateLimiter):
+        def depart(self, key: str, interval: float) -> None:
+            super().depart(key, interval)
+            departures.append((key, harness.clock.time()))
+
+    refresher = harness.refresher()
+    refresher.limiter = RecordingLimiter(harness.clock)
+    [outcome] = refresher.run().outcomes
+    assert outcome.state is AccountState.FRESH
+    [(key, left_at)] = departures  # once: the login; the validation is not paced
+    [login] = [r for r in tradejini.requests if r.endpoint == "login"]
+    assert key == "tradejini:ip" and login.at >= left_at
+
+
+def test_an_http_client_gate_runs_once_right_before_the_next_request(tradejini: TradejiniSimulator) -> None:
+    client = HttpClient(tradejini.url, timeout=5)
+    gated: list[float] = []
+    client.before_next_request(lambda: gated.append(tradejini.clock.time()))
+    client.request("GET", DETAILS_PATH)
+    client.request("GET", DETAILS_PATH)
+    first, _ = [r.at for r in tradejini.requests]
+    assert len(gated) == 1 and gated[0] <= first
 
 
 def test_a_401_on_validation_after_login_is_transient(tradejini: TradejiniSimulator, harness: Harness) -> None:
