@@ -11,8 +11,8 @@ import pytest
 from infra.local.simulators.tradejini import DETAILS_PATH, TradejiniSimulator
 
 from broker_tokens.errors import ErrorKind
-from broker_tokens.models import AccountState, parse_iso
 from broker_tokens.http import HttpClient
+from broker_tokens.models import AccountState, parse_iso
 from broker_tokens.ratelimit import MIN_SPACING, SLOWDOWN_STEP, RateLimiter
 from tests.support.accounts import call_with_record, tradejini_credentials
 from tests.support.harness import Harness
