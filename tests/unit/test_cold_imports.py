@@ -45,6 +45,15 @@ def test_a_request_handler_imports_no_adapter_and_nothing_only_a_login_needs(han
     assert not loaded & unwanted, sorted(loaded & unwanted)
 
 
+def test_the_person_pages_load_none_of_the_token_apis_service() -> None:
+    # The public pages check a link and hand the rest to the refresher: the token API's callers,
+    # credentials and token cache are another function's work.
+    loaded = loaded_after("import person_pages.app")
+
+    token_api_only = {"broker_tokens.api.service", "broker_tokens.callers", "broker_tokens.credentials"}
+    assert not loaded & token_api_only, sorted(loaded & token_api_only)
+
+
 def test_the_refresher_loads_no_adapter_no_http_stack_no_pyotp_and_no_logout() -> None:
     # A run loads an adapter (and with it requests) only when it logs in, pyotp only when a code is
     # made, and the logout only on the end-of-day event; the core of a refresh is loaded by every run.

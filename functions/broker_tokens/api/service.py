@@ -10,19 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 from botocore.exceptions import ClientError
 
 from broker_tokens.api.accounts import AccountDescriber, AccountDirectory, account_view, token_record
 from broker_tokens.api.auth import Gatekeeper, header
 from broker_tokens.api.errors import ApiError, bad_request
+from broker_tokens.api.inputs import VERIFICATION_CODE
 from broker_tokens.backend import RefreshBackend
 from broker_tokens.brokers import known_broker
 from broker_tokens.brokers.base import Broker
@@ -40,7 +39,6 @@ from broker_tokens.standing import served_state
 from broker_tokens.state import AccountStatus
 
 MAX_BODY_BYTES = 16 * 1024
-VERIFICATION_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ACCOUNT_RULE = "account ids match [a-z0-9][a-z0-9-]{0,62}"
 CREDENTIALS_SECONDS = 30.0
 # A login stored a token: fresh, or valid but dying before the trading day ends (Kite before 06:00 IST).
@@ -111,24 +109,6 @@ def json_object(event: Mapping[str, Any], *, allowed: frozenset[str]) -> dict[st
     if unknown:
         raise bad_request(f"unexpected key(s) in the body: {', '.join(repr(key[:40]) for key in unknown[:5])}")
     return value
-
-
-def query(event: Mapping[str, Any]) -> dict[str, str]:
-    """The query string's parameters, each at most once; ApiError 400 otherwise.
-
-    Example:
-        >>> query({"rawQueryString": "request_token=abc123&status=success"})
-        {'request_token': 'abc123', 'status': 'success'}
-    """
-    raw = str(event.get("rawQueryString") or "")
-    try:
-        parsed = parse_qs(raw, keep_blank_values=True, max_num_fields=20)
-    except ValueError:
-        raise bad_request("too many query parameters") from None
-    repeated = sorted(name for name, values in parsed.items() if len(values) > 1)
-    if repeated:
-        raise bad_request(f"query parameter(s) given more than once: {', '.join(repr(n[:40]) for n in repeated)}")
-    return {name: values[0] for name, values in parsed.items()}
 
 
 def checked_account(account: str) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from broker_tokens.api.errors import ApiError
-from broker_tokens.api.service import VERIFICATION_CODE, query
+from broker_tokens.api.inputs import VERIFICATION_CODE, query
 from broker_tokens.backend import BackendError, RefreshBackend
 from broker_tokens.brokers import known_broker
 from broker_tokens.clock import Clock
