@@ -36,8 +36,8 @@ browser:  ## install Debian's chromium and chromium-driver for the browser tests
 run: $(STAMP)  ## run the refresher on the embedded stack (moto + broker simulators); KEEP=1 keeps it up, LOGOUT=1 adds the end-of-day logout
 	$(BIN)/python -m infra.local run $(if $(KEEP),--keep) $(if $(LOGOUT),--logout)
 
-test: lint typecheck template-check  ## everything CI checks: lint, types, template checks, all tests
-	$(BIN)/pytest -q
+test: lint typecheck template-check  ## everything CI checks: lint, types, template checks, all tests (on every core, at most 4)
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check functions infra tests bench

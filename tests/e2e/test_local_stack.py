@@ -133,6 +133,7 @@ def test_the_outbox_shows_the_emailed_code_and_a_typo_spends_nothing(stack: dict
     assert verified.returncode == 0 and " fresh " in verified.stdout, verified.stdout + verified.stderr
 
 
+@pytest.mark.xdist_group("demo-ports")  # its person pages take the fixed demo port, as `make run`'s do
 def test_make_run_keep_writes_the_state_file_and_local_down_stops_it(home: Path) -> None:
     env = xdg_environment(home / "kept")
     path = home / "kept" / "state" / "broker-tokens" / "local.json"

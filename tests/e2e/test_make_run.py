@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^([a-z0-9][a-z0-9-]*)\s+([a-z]+)\s+([a-z-]+)\b")
 
 
+# `make run` serves on the fixed demo ports (8765, 8766): the tests that start it share one worker.
+pytestmark = pytest.mark.xdist_group("demo-ports")
+
+
 @pytest.fixture(scope="module")
 def demo() -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}

@@ -1,38 +1,5 @@
-"""The fault matrix: each test records (broker, fault) -> outcome and logins; the summary prints it."""
+"""The fault tests use the functional layer's fixtures; their matrix lives in tests/support/fault_matrix.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import pytest
-
 from tests.functional.conftest import angel, cloud, harness, moto  # noqa: F401  (the same fixtures as functional)
-
-
-@dataclass(frozen=True)
-class Cell:
-    broker: str
-    fault: str
-    outcome: str
-    logins: int
-    token: str  # kept | replaced | none
-
-
-MATRIX: list[Cell] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not MATRIX:
-        return
-    brokers = sorted({cell.broker for cell in MATRIX})
-    faults = list(dict.fromkeys(cell.fault for cell in MATRIX))
-    by_key = {(cell.broker, cell.fault): cell for cell in MATRIX}
-    width = max(len(f) for f in faults)
-    terminalreporter.section("fault matrix: broker x fault -> end state (logins, previous token)")
-    terminalreporter.write_line(f"{'fault':<{width}}  " + "  ".join(f"{b:<34}" for b in brokers))
-    for fault in faults:
-        cells = []
-        for broker in brokers:
-            cell = by_key.get((broker, fault))
-            cells.append(f"{cell.outcome} ({cell.logins}, {cell.token})" if cell else "n/a")
-        terminalreporter.write_line(f"{fault:<{width}}  " + "  ".join(f"{c:<34}" for c in cells))

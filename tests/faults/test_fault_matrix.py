@@ -27,10 +27,10 @@ from broker_tokens.clock import OffsetClock, WarpClock
 from broker_tokens.deadline import Deadline
 from broker_tokens.errors import ErrorKind
 from broker_tokens.models import AccountState
-from tests.faults.conftest import MATRIX, Cell
 from tests.faults.kits import ANGELONE, KITS, ZERODHA, Kit
 from tests.functional.test_token_api import start_api
 from tests.support.accounts import tradejini_credentials
+from tests.support.fault_matrix import MATRIX, Cell
 from tests.support.harness import Harness
 from tests.support.logsink import leaks
 

@@ -15,9 +15,9 @@ from infra.local.simulators.kite import BlinkXSimulator
 
 from broker_tokens.clock import WarpClock
 from broker_tokens.models import AccountState
-from tests.faults.conftest import MATRIX, Cell
 from tests.functional.conftest import blinkx  # noqa: F401 - a fixture
 from tests.functional.test_person_pages import blinkx_person, broker_login, refused, start, stranger
+from tests.support.fault_matrix import MATRIX, Cell
 from tests.support.harness import Harness
 from tests.support.person import PersonPages, person_fixture  # noqa: F401 - `person` is a fixture
 
