@@ -4,10 +4,10 @@ One refresher invocation does all the scheduled logins, so pacing inside the pro
 run under each broker's documented limit (Tradejini: 3 logins/s per IP; Angel One: 1/s per account).
 
 Pacing keeps a margin and learns: logins are booked ``HEADROOM`` x the interval apart (at 3/s, any four
-of them span 1.15 s, so a one-second window, sliding or whole, holds three even when one arrives 150 ms
-off its slot: a busy process sends late by tens of milliseconds), and a broker that still answers "too
-many requests" has its key's spacing widened by ``SLOWDOWN_STEP`` for the rest of the process, up to
-``MAX_SLOWDOWN``: a refusal costs one retry, never a run of them.
+of them span 1.10 s, so a one-second window, sliding or whole, holds three even when one arrives 100 ms
+off its slot; a run that starts its accounts at a steady rate holds them up by 40 ms at most, measured),
+and a broker that still answers "too many requests" has its key's spacing widened by ``SLOWDOWN_STEP``
+for the rest of the process, up to ``MAX_SLOWDOWN``: a refusal costs one retry, never a run of them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from broker_tokens.clock import Clock
 
 # Brokers count in one-second windows and requests arrive with jitter: keep a little clear of the limit.
-HEADROOM = 1.15
+HEADROOM = 1.10
 # However late a thread wakes, two calls under one key never leave closer than this share of the interval.
 MIN_SPACING = 1.05
 # After a rate-limit answer, a key's spacing grows by this factor (and never beyond MAX_SLOWDOWN x).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from itertools import pairwise
 from typing import Any
@@ -12,8 +13,9 @@ from infra.local.simulators.tradejini import DETAILS_PATH, TradejiniSimulator
 
 from broker_tokens.errors import ErrorKind
 from broker_tokens.http import HttpClient
-from broker_tokens.models import AccountState, parse_iso
+from broker_tokens.models import AccountState, Outcome, parse_iso
 from broker_tokens.ratelimit import MIN_SPACING, SLOWDOWN_STEP, RateLimiter
+from broker_tokens.refresh import START_SPACING_SECONDS
 from tests.support.accounts import call_with_record, tradejini_credentials
 from tests.support.harness import Harness
 
@@ -119,6 +121,24 @@ def test_a_rate_limit_answer_spaces_every_later_login_wider(tradejini: Tradejini
     sent = [r.at for r in tradejini.requests if r.endpoint == "login"]
     wider = (1 / 3) * MIN_SPACING * SLOWDOWN_STEP
     assert all(b - a >= wider - 0.01 for a, b in pairwise(sent))
+
+
+def test_a_run_starts_its_accounts_at_a_steady_rate_not_all_at_once(
+    tradejini: TradejiniSimulator, harness: Harness
+) -> None:
+    for number in range(1, 5):
+        tradejini_account(tradejini, harness, f"tj-{number}", user_id=f"TJ100{number}", api_key=f"tj-key-{number}")
+    refresher = harness.refresher()
+    started: list[float] = []
+    refresh = refresher.refresh
+
+    def recorded(account: str, **options: Any) -> Outcome:
+        started.append(time.monotonic())
+        return refresh(account, **options)
+
+    refresher.refresh = recorded  # type: ignore[method-assign]
+    assert refresher.run().ok
+    assert all(b - a >= START_SPACING_SECONDS - 0.005 for a, b in pairwise(sorted(started)))
 
 
 def test_the_login_pacing_checks_right_before_the_login_request_goes(
