@@ -11,7 +11,7 @@ The lower bound: no run can beat the slowest account's chain of broker calls (ca
 broker's login pacing (Tradejini 3 logins/s per IP: n logins need (n-1)/3 s before the last one
 starts). So bound = max over brokers of (logins per rate-limit scope - 1) / rate + chain. Target: the
 wall time within 1.15 x that bound (issue 15), with no rate-limit answer from any simulator. The limiter
-books logins HEADROOM (1.15) x the documented interval apart, a margin the bound leaves out: a second
+books logins HEADROOM (1.10) x the documented interval apart, a margin the bound leaves out: a second
 ratio, against the bound at that booked pacing, shows what the run itself adds.
 
 Example:
