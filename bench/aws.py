@@ -58,8 +58,13 @@ class EmbeddedAws:
 
     def start(self) -> Self:
         """Start moto, provision the template's key, topic, queue and table, and make the clients."""
-        for server in (self.moto, *self.apart.values()):
-            server.start()
+        try:
+            for server in (self.moto, *self.apart.values()):
+                server.start()
+        except BaseException:
+            for server in (self.moto, *self.apart.values()):
+                server.stop()
+            raise
         self._saved_environ = dict(os.environ)
         # Anything that builds its own boto3 client (the token API's composition root) finds moto too.
         os.environ.update(self.endpoints())

@@ -14,9 +14,9 @@ are in ``USAGE``; prices in ``PRICES``.
 Two profiles, as template.yaml's parameters make them (``PROFILES``): ``lean`` (the defaults: the
 AWS-managed Secrets Manager key, no dashboard) and ``full`` (``SecretsKeyMode=customer-managed``,
 ``DashboardMode=basic``: the stack's own KMS key and the dashboard). The same five alarms are in both.
-The lean profile with Telegram on (``TELEGRAM``) is priced too, for comparison: it keeps the five alarms
-(the notifier's failed posts share the stack's one dead-letter queue and its alarm) and adds the bot
-token's secret and a notifier run per alert.
+The lean profile with Telegram on (``TELEGRAM``) is priced too, for comparison: it adds the notifier's
+dead-letter alarm (its refused posts have a queue of their own, so they never hide a scheduled run that
+never started), the bot token's secret and a notifier run per alert.
 
 Targets, without static egress: the lean profile <= 1.6 USD a month for one account and <= 1 USD per
 account-month from ten accounts on; the full profile <= 1 USD per account-month at 100. Fixed costs

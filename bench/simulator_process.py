@@ -70,6 +70,7 @@ class SimulatorProcess:
 
     def _receive(self) -> tuple[str, Any]:
         if not self._pipe.poll(ANSWER_SECONDS):
+            self.close()  # a late answer must never be read as the next request's
             raise TimeoutError("the simulator process did not answer")
         try:
             kind, value = self._pipe.recv()

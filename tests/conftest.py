@@ -39,6 +39,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         worker_output["fault_matrix"] = [astuple(cell) for cell in fault_matrix.MATRIX]
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown (and unused) when the suite runs in one process
 def pytest_testnodedown(node: Any, error: object) -> None:
     """xdist's hook on the controller: a worker finished and sent its scan and its fault cells."""
     output = getattr(node, "workeroutput", {})

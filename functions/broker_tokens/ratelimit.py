@@ -5,7 +5,7 @@ run under each broker's documented limit (Tradejini: 3 logins/s per IP; Angel On
 
 Pacing keeps a margin and learns: logins are booked ``HEADROOM`` x the interval apart (at 3/s, any four
 of them span 1.10 s, so a one-second window, sliding or whole, holds three even when one arrives 100 ms
-off its slot; a run that starts its accounts at a steady rate holds them up by 40 ms at most, measured),
+off its slot; a run that starts its threads at a steady rate holds them up by 40 to 60 ms, measured),
 and a broker that still answers "too many requests" has its key's spacing widened by ``SLOWDOWN_STEP``
 for the rest of the process, up to ``MAX_SLOWDOWN``: a refusal costs one retry, never a run of them.
 """

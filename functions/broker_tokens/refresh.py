@@ -67,7 +67,7 @@ from broker_tokens.totp_window import ready_at
 LEASE_POLL_SECONDS = 0.2
 # After the deadline, how long the report waits for threads whose last call is ending (each is cut to it).
 DEADLINE_GRACE_SECONDS = 2.0
-# A run starts its accounts this far apart (25 a second), brokers paced per source IP first. Started all
+# A run starts its threads this far apart (25 a second), brokers paced per source IP first. Started all
 # at once, every thread makes its first AWS calls in the same second: the CPU (0.145 vCPU at 256 MB) and
 # the GIL are then so contended that a paced login is held up on its way out and lands next to the one
 # after it (measured: up to 150 ms at once, 40 ms started this way), and the paced queue starts late.
@@ -176,7 +176,7 @@ class Refresher:
 
         Each broker (known from the credentials secret's ``broker`` tag) gets up to ``max_workers``
         threads of its own, so one broker hanging cannot starve another's accounts; brokers that pace
-        logins per source IP start first, as their queued logins set the run's length, and accounts start
+        logins per source IP start first, as their queued logins set the run's length, and threads start
         ``START_SPACING_SECONDS`` apart rather than all at once. Every account is
         in the report, in name order, even when the deadline (by default the settings' run budget)
         comes first: those not done are reported failed, and their threads, cut short by the same
@@ -188,10 +188,12 @@ class Refresher:
         pools: list[ThreadPoolExecutor] = []
         started: list[tuple[str, Future[Outcome]]] = []
         for group in _by_broker(names, brokers):
-            pool = ThreadPoolExecutor(self._workers(group), thread_name_prefix="refresh")
+            workers = self._workers(group)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="refresh")
             pools.append(pool)
-            for name in group:
-                if started:
+            for index, name in enumerate(group):
+                # Only a submission that starts a thread is spaced: the rest queue, and start as threads free.
+                if started and index < workers and not deadline.expired:
                     self.clock.sleep(START_SPACING_SECONDS)
                 started.append((name, pool.submit(self.refresh, name, force=force, source=source, deadline=deadline)))
         wait([future for _, future in started], timeout=deadline.remaining() + DEADLINE_GRACE_SECONDS)
@@ -514,15 +516,15 @@ class Refresher:
                 key, interval, earliest=ready_at if uses_totp else None, latest=deadline.at, depart=False
             ):
                 raise Deadline.error("login slot")
-            # The pacing's last check runs right before the login request goes, not before the code and
-            # the request are made: a thread held up in between would otherwise arrive close to the next.
-            if key is not None:
-                broker.http.before_next_request(lambda: self.limiter.depart(key, interval))
             deadline.check("login")
             if broker.login_ends_session():
                 mark = self._mark_superseded(creds)
             logins += 1
             try:
+                # The pacing's last check runs right before the login request goes, not before the code
+                # and the request are made: a thread held up in between would arrive close to the next.
+                if key is not None:
+                    broker.http.before_next_request(lambda: self.limiter.depart(key, interval))
                 result = broker.login()
             except BrokerError as exc:
                 if exc.rate_limited:  # the pacing was too tight for this broker today: every later login learns

@@ -1,7 +1,7 @@
 """Lambda: the Telegram notifier. Thin: read the SNS records, post each notice, raise when Telegram refuses.
 
 Subscribed to the alert topic. SNS invokes it asynchronously, so a raise means Lambda retries and then
-hands the event to the on-failure destination (the stack's dead-letter queue, whose alarm e-mails): a message
+hands the event to the on-failure destination (a queue whose alarm e-mails the operator): a message
 is never dropped silently.
 """
 

@@ -27,6 +27,8 @@ server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 with contextlib.redirect_stdout(io.StringIO()):
     server.start()
 print(server.get_host_and_port()[1], flush=True)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nobody reads the pipe after the port: never block on it
+sys.stdout = open(os.devnull, "w")
 sys.stdin.read()
 os._exit(0)  # a throwaway server: nothing of it needs a clean shutdown
 """

@@ -1,5 +1,5 @@
-"""The Telegram notifier: only with a chat id, subscribed to the alert topic, failures to the stack's one
-dead-letter queue (no queue or alarm of its own), and a role that reads the bot token and nothing else."""
+"""The Telegram notifier: only with a chat id, subscribed to the alert topic, failures to a queue, and a
+role that reads the bot token and nothing else."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ import pytest
 
 from tests.infra.cloudformation import ACCOUNT, REGION, Deployed
 from tests.infra.test_template_iam import CREDENTIALS, SECRETS, TOKEN, grants
-from tests.infra.test_template_operations import alarms_of
 
 BOT_TOKEN = SECRETS + "broker-tokens-telegram/bot-token-AbC123"
-NOTIFIER = ("NotifierFunction", "NotifierRole", "NotifierLogGroup")
+NOTIFIER = (
+    "NotifierFunction",
+    "NotifierRole",
+    "NotifierDeadLetterQueue",
+    "NotifierLogGroup",
+    "NotifierDeadLetterAlarm",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +55,17 @@ def test_the_notifier_is_subscribed_to_the_alert_topic(telegram: Deployed) -> No
     assert [(p["FunctionName"], p["SourceArn"]) for p in permissions] == [("<NotifierFunction>", "<AlertTopic>")]
 
 
-def test_a_refused_post_is_retried_then_kept_in_the_one_dead_letter_queue(
-    telegram: Deployed, default: Deployed
-) -> None:
+def test_a_refused_post_is_retried_then_kept_and_alarmed(telegram: Deployed) -> None:
     (config,) = [
         telegram.resolve(c["Properties"])
         for c in telegram.of_type("AWS::Lambda::EventInvokeConfig").values()
         if telegram.resolve(c["Properties"])["FunctionName"] == "<NotifierFunction>"
     ]
     assert config["MaximumRetryAttempts"] == 2
-    assert config["DestinationConfig"]["OnFailure"]["Destination"] == "<RefreshDeadLetterQueue.Arn>"
-    # The queue the scheduler dead-letters to, and its alarm: Telegram on costs no queue and no alarm more.
-    assert (
-        set(telegram.of_type("AWS::SQS::Queue"))
-        == set(default.of_type("AWS::SQS::Queue"))
-        == {"RefreshDeadLetterQueue"}
-    )
-    assert alarms_of(telegram) == alarms_of(default)
-    dead_letters = telegram.properties("DeadLetterQueueAlarm")
-    assert dead_letters["Dimensions"] == [{"Name": "QueueName", "Value": "<RefreshDeadLetterQueue.QueueName>"}]
-    assert dead_letters["AlarmActions"] == ["<AlertTopic>"]
-    assert "Telegram" in dead_letters["AlarmDescription"] and "scheduled" in dead_letters["AlarmDescription"]
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == "<NotifierDeadLetterQueue.Arn>"
+    alarm = telegram.properties("NotifierDeadLetterAlarm")
+    assert alarm["AlarmActions"] == ["<AlertTopic>"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "<NotifierDeadLetterQueue.QueueName>"}]
 
 
 def test_notifier_role_reads_only_its_bot_token(telegram: Deployed) -> None:
@@ -80,8 +75,7 @@ def test_notifier_role_reads_only_its_bot_token(telegram: Deployed) -> None:
         assert not grants(statements, "secretsmanager:GetSecretValue", other), other
     assert not grants(statements, "secretsmanager:PutSecretValue", BOT_TOKEN)
     assert not [s for s in statements if "kms:Decrypt" in str(s.get("Action"))]  # lean: aws/secretsmanager
-    # Lambda's on-failure destination sends with the function's role.
-    assert grants(statements, "sqs:SendMessage", "<RefreshDeadLetterQueue.Arn>")
+    assert grants(statements, "sqs:SendMessage", "<NotifierDeadLetterQueue.Arn>")
     assert not grants(statements, "sns:Publish", "<AlertTopic>")
     assert not grants(statements, "dynamodb:GetItem", "<StateTable.Arn>")
     assert ACCOUNT in BOT_TOKEN

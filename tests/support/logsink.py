@@ -7,6 +7,7 @@ from any library are caught too. Fixtures register the secret values they create
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from broker_tokens.logs import RedactingFormatter, logger
@@ -50,20 +51,24 @@ def install() -> None:
     logger.setLevel(logging.DEBUG)
 
 
-# Across tests, a PIN of a few digits turns up by chance (in a port, a duration, a timestamp).
+# Across tests, a PIN of a few digits turns up inside other numbers (a port, a timestamp): a short secret
+# counts there only as a whole word.
 ACROSS_TESTS_MIN_LENGTH = 8
 
 
 def leaks(texts: list[str], *, across_tests: bool = False) -> list[str]:
     """The fixture secrets found in ``texts`` (empty when clean).
 
-    Each test's own lines are checked against every secret (the autouse fixture); the whole run's lines
-    (``across_tests``) against the secrets long enough not to appear by chance: keys, passwords, TOTP
-    secrets, tokens and nonces, which a test could only log by leaking another test's fixture.
+    Each test's own lines are checked for every secret anywhere (the autouse fixture); the whole run's
+    lines (``across_tests``) for the long ones anywhere and the short ones (PINs) as whole words only.
     """
     joined = "\n".join(texts)
-    return sorted(
-        secret
-        for secret in SECRETS
-        if secret in joined and (not across_tests or len(secret) >= ACROSS_TESTS_MIN_LENGTH)
-    )
+    return sorted(secret for secret in SECRETS if _found(secret, joined, whole_word=across_tests))
+
+
+def _found(secret: str, text: str, *, whole_word: bool) -> bool:
+    if secret not in text:
+        return False
+    if not whole_word or len(secret) >= ACROSS_TESTS_MIN_LENGTH:
+        return True
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", text) is not None

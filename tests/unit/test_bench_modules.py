@@ -147,17 +147,18 @@ def test_an_alarm_only_some_deployments_have_is_billed_only_in_those() -> None:
     measured = cost.Measured.defaults()
     without = cost.CostModel.from_template(measured, "lean", template=template)
     with_telegram = cost.CostModel.from_template(measured, "lean", parameters=cost.TELEGRAM, template=template)
-    assert (without.alarms, with_telegram.alarms) == (deployed_alarms({}), deployed_alarms({}) + 1)
+    assert (without.alarms, with_telegram.alarms) == (deployed_alarms({}), deployed_alarms(cost.TELEGRAM) + 1)
 
 
-def test_telegram_on_keeps_the_lean_alarms_and_adds_its_bot_token_secret() -> None:
+def test_telegram_on_adds_its_dead_letter_alarm_and_its_bot_token_secret() -> None:
     measured = cost.Measured.defaults()
     lean = cost.CostModel.from_template(measured, "lean")
     telegram = cost.CostModel.from_template(measured, "lean", parameters=cost.TELEGRAM)
-    assert lean.alarms == telegram.alarms == deployed_alarms(cost.TELEGRAM) == 5
+    assert (lean.alarms, telegram.alarms) == (deployed_alarms({}), deployed_alarms(cost.TELEGRAM)) == (5, 6)
     added = telegram.monthly(1).total - lean.monthly(1).total
     assert telegram.monthly(1).items["Telegram bot secret"] == cost.PRICES["secret_month"]
-    assert cost.PRICES["secret_month"] < added < cost.PRICES["secret_month"] + 0.01  # the runs: a few alerts
+    alarm, secret = cost.PRICES["cloudwatch_alarm_month"], cost.PRICES["secret_month"]
+    assert alarm + secret < added < alarm + secret + 0.01  # the runs: a few alerts
     row = {figure.name: figure for figure in cost.measure().figures()}[
         "lean profile with Telegram, per account-month, 1 account(s)"
     ]
