@@ -59,10 +59,10 @@ class EmbeddedAws:
     def start(self) -> Self:
         """Start moto, provision the template's key, topic, queue and table, and make the clients."""
         try:
-            for server in (self.moto, *self.apart.values()):
+            for server in self.servers:
                 server.start()
         except BaseException:
-            for server in (self.moto, *self.apart.values()):
+            for server in self.servers:
                 server.stop()
             raise
         self._saved_environ = dict(os.environ)
@@ -81,7 +81,7 @@ class EmbeddedAws:
 
     def stop(self) -> None:
         """Stop moto and give the process its environment back."""
-        for server in (self.moto, *self.apart.values()):
+        for server in self.servers:
             server.stop()
         os.environ.clear()
         os.environ.update(self._saved_environ)
@@ -91,6 +91,11 @@ class EmbeddedAws:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+    @property
+    def servers(self) -> tuple[MotoServer, ...]:
+        """The main server and those of the services apart."""
+        return (self.moto, *self.apart.values())
 
     @property
     def table_name(self) -> str:

@@ -53,15 +53,14 @@ class RateLimiter:
         *,
         earliest: Callable[[float], float] | None = None,
         latest: float | None = None,
-        depart: bool = True,
     ) -> bool:
-        """Block until a call under ``key`` is allowed, and book the slot; True when booked.
+        """Book the next slot for a call under ``key`` and sleep until it; True when booked.
 
         ``earliest`` moves a slot to the first instant the call can really leave at (a TOTP login waits
         out the end of a code's window), so the calls after it are spaced from when it really goes.
         A slot after ``latest`` (the run's deadline) is neither booked nor waited for: False.
-        ``depart=False`` leaves the last check to the caller, who calls :meth:`depart` as late as it can,
-        right before the request goes (what happens between the two only delays the call further).
+        The caller then calls :meth:`depart` as late as it can, right before the request goes (what
+        happens between the two only delays the call further).
         """
         if key is None:
             return True
@@ -74,8 +73,6 @@ class RateLimiter:
                 return False
             self._next[key] = slot + interval * HEADROOM * self.slowdown(key)
         self.clock.sleep(slot - now)
-        if depart:
-            self.depart(key, interval)
         return True
 
     def slow_down(self, key: str | None, interval: float) -> None:

@@ -512,9 +512,7 @@ class Refresher:
         def attempt() -> LoginResult:
             nonlocal logins, obtained_at, mark
             # A TOTP login's slot never falls where its code would wait for the next window.
-            if not self.limiter.wait(
-                key, interval, earliest=ready_at if uses_totp else None, latest=deadline.at, depart=False
-            ):
+            if not self.limiter.wait(key, interval, earliest=ready_at if uses_totp else None, latest=deadline.at):
                 raise Deadline.error("login slot")
             deadline.check("login")
             if broker.login_ends_session():

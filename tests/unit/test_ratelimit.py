@@ -58,6 +58,7 @@ def test_a_late_wake_up_does_not_bunch_the_next_call() -> None:
     clock.at += 1.1  # this thread stands for a second one that woke late: it left at t + 1.1...
     limiter._sent["k"] = clock.at
     limiter.wait("k", 1.0)  # ...so the call booked for t + HEADROOM must wait for a full spacing after it
+    limiter.depart("k", 1.0)
     assert clock.time() >= 1_800_000_010.0 + 1.1 + MIN_SPACING - 1e-6
 
 
@@ -81,6 +82,8 @@ def test_a_slow_down_also_holds_back_calls_booked_before_it() -> None:
     clock = ManualClock(1_800_000_010.0)
     limiter = RateLimiter(clock)
     limiter.wait("k", 1.0)  # left at t; a second call is already booked for t + HEADROOM
+    limiter.depart("k", 1.0)
     limiter.slow_down("k", 1.0)  # ...when the broker refuses the first one
     limiter.wait("k", 1.0)
+    limiter.depart("k", 1.0)
     assert clock.time() >= 1_800_000_010.0 + MIN_SPACING * SLOWDOWN_STEP - 1e-6
